@@ -1,0 +1,112 @@
+"""The synchronous face of the engine adapter.
+
+One background thread per process runs an asyncio loop that owns the Temporal client, so the
+synchronous API works the same from scripts, threads and inside other event loops (FastAPI).
+temporalio is imported only when the first call needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+import time
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from multinode._settings import ConnectionSettings, resolve_settings
+
+if TYPE_CHECKING:
+    from multinode._engine import Engine
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="multinode-client", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=2)
+
+
+class Client:
+    """Runs engine calls for synchronous callers; connects lazily, once."""
+
+    def __init__(self, settings: ConnectionSettings | None = None) -> None:
+        self._settings = settings
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+        self._loop: _LoopThread | None = None
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        if self._settings is None:
+            self._settings = resolve_settings()
+        return self._settings
+
+    def _loop_thread(self) -> _LoopThread:
+        with self._lock:
+            if self._loop is None:
+                self._loop = _LoopThread()
+                atexit.register(self.close)
+            return self._loop
+
+    async def engine(self) -> Engine:
+        if self._engine is None:
+            from multinode import _engine
+
+            client = await _engine.connect(self.settings)
+            self._engine = _engine.Engine(client, self.settings)
+        return self._engine
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run a coroutine on the client's loop and wait for it."""
+        future = self._loop_thread().submit(coro)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return self._loop_thread().submit(coro)
+
+    def close(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.stop()
+            # The Temporal client's native threads can race interpreter teardown (temporalio
+            # sdk-python issue 300); a short pause lets them settle before finalization.
+            time.sleep(0.05)
+
+
+_default_client: Client | None = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    global _default_client
+    with _default_lock:
+        if _default_client is None:
+            _default_client = Client()
+        return _default_client
+
+
+def set_default_client(client: Client | None) -> None:
+    """Point the SDK at another control plane (tests, multi-cluster apps)."""
+    global _default_client
+    with _default_lock:
+        _default_client = client

@@ -1,0 +1,93 @@
+"""`Multinode` and the `@function` decorator: what a tasks folder's main.py uses.
+
+Importing this module stays cheap (no temporalio, no pydantic): it runs in every function
+process.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Generator
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar, overload
+
+from multinode import _limits as L
+from multinode._function import Function
+from multinode._ids import check_name
+from multinode._options import parse_options
+from multinode.errors import InvalidOptionError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Y = TypeVar("Y")
+
+# Every function decorated in this process, by name: discovery and the runner read it.
+_REGISTRY: dict[str, Function[Any, Any]] = {}
+
+
+def registered_functions() -> dict[str, Function[Any, Any]]:
+    return dict(_REGISTRY)
+
+
+class _Decorator:
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = parse_options(**options)
+
+    @overload
+    def __call__(self, fn: Callable[P, Generator[Y, Any, Any]]) -> Function[P, Y]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Function[P, R]: ...
+
+    def __call__(self, fn: Callable[P, Any]) -> Function[P, Any]:
+        if not callable(fn) or not hasattr(fn, "__name__"):
+            raise InvalidOptionError(f"@function() decorates a function, not {fn!r}")
+        name = check_name(fn.__name__, "function name")
+        if name in _REGISTRY and _REGISTRY[name].local_callable is not fn:
+            raise InvalidOptionError(
+                f"two functions are named {name!r}; function names must be unique in a project"
+            )
+        function: Function[P, Any] = Function(
+            name,
+            options=self._options,
+            local_callable=fn,
+            is_generator=inspect.isgeneratorfunction(fn),
+        )
+        _REGISTRY[name] = function
+        return function
+
+
+class Multinode:
+    """The handle a tasks folder uses to declare its functions: `mn = Multinode()`."""
+
+    def function(
+        self,
+        *,
+        cpu: float = L.CPU_DEFAULT,
+        memory: str = "256 MiB",
+        max_concurrency: int = L.MAX_CONCURRENCY_DEFAULT,
+        timeout: timedelta = L.TIMEOUT_DEFAULT,
+        max_retries: int = L.MAX_RETRIES_DEFAULT,
+    ) -> _Decorator:
+        """Declare a function that runs remotely, one fresh container per attempt.
+
+        Options are checked now: a bad value raises `InvalidOptionError` naming the value and
+        the allowed range.
+        """
+        return _Decorator(
+            {
+                "cpu": cpu,
+                "memory": memory,
+                "max_concurrency": max_concurrency,
+                "timeout": timeout,
+                "max_retries": max_retries,
+            }
+        )
+
+    # The older "jobs" spelling of the same thing.
+    job = function
+
+
+_default = Multinode()
+function = _default.function
+job = _default.function

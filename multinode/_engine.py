@@ -1,0 +1,366 @@
+"""The Temporal adapter: the only SDK module that imports temporalio.
+
+Everything here is async and speaks in `_wire` records; `_client` wraps it for synchronous
+callers. Foreign exceptions (temporalio, grpc) are translated into `multinode.errors` here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import temporalio.api.enums.v1
+import temporalio.api.operatorservice.v1
+import temporalio.api.workflowservice.v1
+import temporalio.exceptions
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from multinode import _names
+from multinode._invocation import InvocationStatus
+from multinode._settings import ConnectionSettings
+from multinode._wire import (
+    AttemptProgress,
+    CancelReply,
+    InvocationInput,
+    InvocationRecord,
+    ProjectState,
+    VersionManifest,
+)
+from multinode.errors import (
+    ControlPlaneUnavailableError,
+    InvocationDoesNotExistError,
+    MultinodeError,
+    ProjectAlreadyExistsError,
+    ProjectDoesNotExistError,
+    VersionDoesNotExistError,
+)
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+KEY_PROJECT = SearchAttributeKey.for_keyword(_names.SA_PROJECT)
+KEY_FUNCTION = SearchAttributeKey.for_keyword(_names.SA_FUNCTION)
+KEY_VERSION = SearchAttributeKey.for_keyword(_names.SA_VERSION)
+KEY_STATUS = SearchAttributeKey.for_keyword(_names.SA_STATUS)
+KEY_PARENT = SearchAttributeKey.for_keyword(_names.SA_PARENT)
+KEY_LOCK = SearchAttributeKey.for_keyword(_names.SA_LOCK)
+
+_OPEN = (None, WorkflowExecutionStatus.RUNNING)
+
+
+def unreachable_message(settings: ConnectionSettings, detail: object) -> str:
+    hint = (
+        "start one with `multinode dev`"
+        if settings.source == "default"
+        else f"check MULTINODE_API_URL / `multinode login` (address from {settings.source})"
+    )
+    return f"cannot reach the Multinode control plane at {settings.api_url}: {detail}; {hint}"
+
+
+async def connect(settings: ConnectionSettings) -> Client:
+    try:
+        return await asyncio.wait_for(
+            Client.connect(
+                settings.api_url,
+                namespace=settings.namespace,
+                api_key=settings.api_key,
+                tls=settings.uses_tls,
+            ),
+            timeout=CONNECT_TIMEOUT_SECONDS,
+        )
+    except asyncio.TimeoutError:
+        raise ControlPlaneUnavailableError(
+            unreachable_message(settings, f"no answer within {CONNECT_TIMEOUT_SECONDS:g} s")
+        ) from None
+    except (RuntimeError, RPCError, OSError) as exc:
+        raise ControlPlaneUnavailableError(unreachable_message(settings, _one_line(exc))) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def translate_rpc_error(exc: RPCError, what: str) -> MultinodeError:
+    if exc.status == RPCStatusCode.UNAVAILABLE:
+        return ControlPlaneUnavailableError(f"the control plane is unavailable ({_one_line(exc)})")
+    if exc.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
+        return ControlPlaneUnavailableError(
+            f"the control plane refused the credentials ({_one_line(exc)})"
+        )
+    return MultinodeError(f"{what} failed: {_one_line(exc)}")
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> None:
+    """Register the custom search attributes (idempotent): production Temporal needs this once."""
+    keyword = temporalio.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    listed = await client.operator_service.list_search_attributes(
+        temporalio.api.operatorservice.v1.ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {name: keyword for name in _names.SEARCH_ATTRIBUTES if name not in listed.custom_attributes}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            temporalio.api.operatorservice.v1.AddSearchAttributesRequest(
+                namespace=namespace, search_attributes=missing
+            )
+        )
+
+
+class Engine:
+    """Multinode's operations expressed as Temporal client calls."""
+
+    def __init__(self, client: Client, settings: ConnectionSettings) -> None:
+        self.client = client
+        self.settings = settings
+
+    # ----- calls with translated errors -------------------------------------------------
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except RPCError as exc:
+            raise translate_rpc_error(exc, what) from None
+
+    # ----- projects and versions ----------------------------------------------------------
+
+    async def create_project(self, manifest: VersionManifest) -> None:
+        try:
+            await self.client.start_workflow(
+                _names.PROJECT_WORKFLOW,
+                ProjectState(versions=[manifest]),
+                id=_names.project_workflow_id(manifest.project_name),
+                task_queue=self.settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                memo={"latest": manifest},
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(KEY_PROJECT, manifest.project_name)]
+                ),
+                static_summary=f"project {manifest.project_name}",
+            )
+        except temporalio.exceptions.WorkflowAlreadyStartedError:
+            raise ProjectAlreadyExistsError(
+                f"project {manifest.project_name!r} already exists; deploy a new version of it "
+                f"with `multinode upgrade`"
+            ) from None
+        except RPCError as exc:
+            raise translate_rpc_error(exc, "deploy") from None
+
+    async def add_version(self, manifest: VersionManifest) -> None:
+        handle = self.client.get_workflow_handle(_names.project_workflow_id(manifest.project_name))
+        try:
+            await handle.execute_update(_names.ADD_VERSION_UPDATE, manifest)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise _no_project(manifest.project_name) from None
+            raise translate_rpc_error(exc, "upgrade") from None
+        except WorkflowUpdateFailedError as exc:
+            raise MultinodeError(f"upgrade failed: {exc.cause}") from None
+
+    async def latest_version(self, project_name: str) -> VersionManifest:
+        handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
+        try:
+            description = await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise _no_project(project_name) from None
+            raise translate_rpc_error(exc, "reading the project") from None
+        if description.status not in _OPEN:
+            raise _no_project(project_name)
+        manifest: VersionManifest = await description.memo_value("latest", type_hint=VersionManifest)
+        return manifest
+
+    async def version(self, project_name: str, version_id: str) -> VersionManifest:
+        latest = await self.latest_version(project_name)
+        if latest.version_id == version_id:
+            return latest
+        handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
+        try:
+            found: VersionManifest | None = await handle.query(
+                _names.VERSION_QUERY, version_id, result_type=VersionManifest
+            )
+        except RPCError as exc:
+            raise translate_rpc_error(exc, "reading the version") from None
+        if found is None:
+            raise VersionDoesNotExistError(
+                f"project {project_name!r} has no version {version_id!r}"
+            )
+        return found
+
+    async def versions(self, project_name: str) -> list[VersionManifest]:
+        await self.latest_version(project_name)  # raises for a missing project
+        handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
+        result: list[VersionManifest] = await self._call(
+            "listing versions",
+            lambda: handle.query(_names.VERSIONS_QUERY, result_type=list[VersionManifest]),
+        )
+        return result
+
+    async def projects(self) -> list[VersionManifest]:
+        """The latest version of every deployed project."""
+        query = f'WorkflowType = "{_names.PROJECT_WORKFLOW}" AND ExecutionStatus = "Running"'
+        latest: list[VersionManifest] = []
+
+        async def collect() -> None:
+            async for execution in self.client.list_workflows(query):
+                latest.append(await execution.memo_value("latest", type_hint=VersionManifest))
+
+        await self._call("listing projects", collect)
+        return sorted(latest, key=lambda m: m.project_name)
+
+    # ----- invocations --------------------------------------------------------------------
+
+    async def start_invocation(self, invocation: InvocationInput, summary: str) -> None:
+        pairs = [
+            SearchAttributePair(KEY_PROJECT, invocation.project_name),
+            SearchAttributePair(KEY_FUNCTION, invocation.function_name),
+            SearchAttributePair(KEY_VERSION, invocation.version_id),
+            SearchAttributePair(KEY_STATUS, InvocationStatus.PENDING.value),
+        ]
+        if invocation.parent_invocation_id:
+            pairs.append(SearchAttributePair(KEY_PARENT, invocation.parent_invocation_id))
+        await self._call(
+            "starting the invocation",
+            lambda: self.client.start_workflow(
+                _names.INVOCATION_WORKFLOW,
+                invocation,
+                id=invocation.invocation_id,
+                task_queue=self.settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(pairs),
+                memo={"state": _initial_record(invocation)},
+                static_summary=summary,
+            ),
+        )
+
+    def _handle(self, invocation_id: str) -> WorkflowHandle[Any, InvocationRecord]:
+        return self.client.get_workflow_handle(invocation_id, result_type=InvocationRecord)
+
+    async def get_invocation(self, invocation_id: str) -> tuple[InvocationRecord, bool]:
+        """The invocation's record and whether its workflow (and so its container) has ended."""
+        handle = self._handle(invocation_id)
+        try:
+            description = await handle.describe()
+        except RPCError as exc:
+            raise _invocation_error(exc, invocation_id) from None
+        if description.workflow_type != _names.INVOCATION_WORKFLOW:
+            raise InvocationDoesNotExistError(f"no invocation with id {invocation_id!r}")
+        if description.status not in _OPEN:
+            return await self._final_record(handle), True
+        record: InvocationRecord = await description.memo_value("state", type_hint=InvocationRecord)
+        progress = await self._attempt_progress(description.raw_description)
+        if progress is not None:
+            if progress.phase == "running" and record.status == InvocationStatus.PENDING.value:
+                record.status = InvocationStatus.RUNNING.value
+            record.result, record.has_result = progress.value, progress.has_value
+        return record, False
+
+    async def _attempt_progress(
+        self, raw: temporalio.api.workflowservice.v1.DescribeWorkflowExecutionResponse
+    ) -> AttemptProgress | None:
+        for pending in raw.pending_activities:
+            if pending.activity_type.name != _names.RUN_ATTEMPT_ACTIVITY:
+                continue
+            payloads = pending.heartbeat_details.payloads
+            if not payloads:
+                return None
+            decoded = await self.client.data_converter.decode(payloads, [AttemptProgress])
+            progress: AttemptProgress = decoded[0]
+            return progress
+        return None
+
+    async def _final_record(self, handle: WorkflowHandle[Any, InvocationRecord]) -> InvocationRecord:
+        try:
+            return await handle.result()
+        except RPCError as exc:
+            raise _invocation_error(exc, handle.id) from None
+        except WorkflowFailureError as exc:
+            # Only an engine-level fault (a bug, a termination) fails the workflow itself:
+            # user failures complete it with status FAILED.
+            raise MultinodeError(
+                f"invocation {handle.id} ended abnormally in the engine: {_one_line(exc.cause)}"
+            ) from None
+
+    async def await_invocation(self, invocation_id: str) -> InvocationRecord:
+        handle = self._handle(invocation_id)
+        # describe first: a wrong id fails fast instead of long-polling a missing history.
+        try:
+            description = await handle.describe()
+        except RPCError as exc:
+            raise _invocation_error(exc, invocation_id) from None
+        if description.workflow_type != _names.INVOCATION_WORKFLOW:
+            raise InvocationDoesNotExistError(f"no invocation with id {invocation_id!r}")
+        return await self._final_record(handle)
+
+    async def cancel_invocation(self, invocation_id: str) -> CancelReply:
+        handle = self._handle(invocation_id)
+        try:
+            reply: CancelReply = await handle.execute_update(
+                _names.CANCEL_UPDATE, result_type=CancelReply
+            )
+            return reply
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise translate_rpc_error(exc, "cancelling the invocation") from None
+        except WorkflowUpdateFailedError as exc:
+            raise MultinodeError(f"cancel failed: {exc.cause}") from None
+        # The workflow is closed (or never existed): nothing to cancel.
+        record, _ = await self.get_invocation(invocation_id)
+        return CancelReply(requested=False, status=record.status)
+
+    async def list_invocation_ids(self, query: str) -> AsyncIterator[str]:
+        try:
+            async for execution in self.client.list_workflows(query, page_size=1000):
+                yield execution.id
+        except RPCError as exc:
+            raise translate_rpc_error(exc, "listing invocations") from None
+
+
+def invocations_query(project_name: str, function_name: str | None) -> str:
+    query = f'WorkflowType = "{_names.INVOCATION_WORKFLOW}" AND {_names.SA_PROJECT} = "{project_name}"'
+    if function_name is not None:
+        query += f' AND {_names.SA_FUNCTION} = "{function_name}"'
+    return query
+
+
+def _initial_record(invocation: InvocationInput) -> InvocationRecord:
+    # Readable by `.get` before the workflow's first task has run.
+    return InvocationRecord(
+        invocation_id=invocation.invocation_id,
+        project_name=invocation.project_name,
+        function_name=invocation.function_name,
+        version_id=invocation.version_id,
+        parent_invocation_id=invocation.parent_invocation_id,
+        status=InvocationStatus.PENDING.value,
+        created_at=invocation.created_at,
+    )
+
+
+def _no_project(project_name: str) -> ProjectDoesNotExistError:
+    return ProjectDoesNotExistError(
+        f"no project named {project_name!r} is deployed; deploy it with "
+        f"`multinode deploy <folder> --project-name={project_name}`"
+    )
+
+
+def _invocation_error(exc: RPCError, invocation_id: str) -> MultinodeError:
+    if exc.status == RPCStatusCode.NOT_FOUND:
+        return InvocationDoesNotExistError(f"no invocation with id {invocation_id!r}")
+    return translate_rpc_error(exc, f"reading invocation {invocation_id}")

@@ -1,0 +1,367 @@
+"""`Function[P, R]`: one deployed function, and everything a caller can do with it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from multinode import _codec, _limits
+from multinode._ids import check_invocation_id, check_name, check_version_id, new_invocation_id
+from multinode._invocation import (
+    Attempt,
+    ErrorDetails,
+    Invocation,
+    InvocationIdsList,
+    InvocationStatus,
+    utc,
+)
+from multinode._options import FunctionOptions
+from multinode.errors import (
+    FunctionDoesNotExistError,
+    InvocationCancelledError,
+    InvocationDoesNotExistError,
+    InvocationFailedError,
+    InvocationTimedOutError,
+    MultinodeError,
+)
+
+if TYPE_CHECKING:
+    from multinode._client import Client
+    from multinode._engine import Engine
+    from multinode._wire import ErrorInfo, InvocationInput, InvocationRecord, VersionManifest
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Set by the worker in a function's process: nested invocations inherit project and version.
+ENV_PROJECT = "MULTINODE_PROJECT"
+ENV_VERSION = "MULTINODE_VERSION_ID"
+ENV_INVOCATION = "MULTINODE_INVOCATION_ID"
+
+# How many starts a map keeps ahead of the result it is waiting for.
+MAP_WINDOW = 256
+
+
+class Function(Generic[P, R]):
+    """A function that runs remotely. Obtained from `@mn.function()` in a tasks folder or from
+    `get_deployed_function(...)` anywhere else."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        options: FunctionOptions | None = None,
+        local_callable: Callable[P, Any] | None = None,
+        is_generator: bool = False,
+        project_name: str | None = None,
+        version_id: str | None = None,
+        client: Client | None = None,
+    ) -> None:
+        self.name = name
+        self.options = options
+        self.local_callable = local_callable
+        self.is_generator = is_generator
+        self._project_name = project_name
+        self._version_id = version_id
+        self._client = client
+        self._pinned: VersionManifest | None = None
+        if local_callable is not None:
+            self.__doc__ = local_callable.__doc__
+            self.__wrapped__ = local_callable
+
+    def __repr__(self) -> str:
+        where = self._project_name or os.environ.get(ENV_PROJECT) or "<not deployed>"
+        return f"<multinode.Function {where}.{self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Run the function here, in this process (handy in tests)."""
+        if self.local_callable is None:
+            raise MultinodeError(
+                f"{self.name} is a deployed function; run it remotely with .call_remote(...)"
+            )
+        return self.local_callable(*args, **kwargs)
+
+    # ----- binding ------------------------------------------------------------------------
+
+    @property
+    def project_name(self) -> str:
+        project = self._project_name or os.environ.get(ENV_PROJECT)
+        if not project:
+            raise MultinodeError(
+                f"function {self.name!r} is not bound to a deployed project; in an application "
+                f"use get_deployed_function(project_name=..., function_name={self.name!r})"
+            )
+        return project
+
+    @property
+    def version_id(self) -> str | None:
+        """The pinned version, or None for 'the latest at each start'. Inside a running
+        function, a nested invocation runs the parent's version."""
+        if self._version_id is not None:
+            return self._version_id
+        if self._project_name is None or self._project_name == os.environ.get(ENV_PROJECT):
+            return os.environ.get(ENV_VERSION) or None
+        return None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            from multinode._client import default_client
+
+            self._client = default_client()
+        return self._client
+
+    # ----- start --------------------------------------------------------------------------
+
+    def start(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Start an invocation; returns its id (`inv-...`) at once."""
+        encoded = _codec.encode_arguments(args, dict(kwargs))
+        return self.client.run(self._start_async(*encoded))
+
+    async def _start_async(self, args: list[str], kwargs: dict[str, str]) -> str:
+        from multinode._wire import InvocationInput
+
+        engine = await self.client.engine()
+        manifest = await self._manifest(engine)
+        spec = manifest.function(self.name)
+        if spec is None:
+            raise FunctionDoesNotExistError(
+                f"version {manifest.version_id} of project {manifest.project_name!r} has no "
+                f"function {self.name!r}; it has: "
+                + ", ".join(sorted(f.name for f in manifest.functions))
+            )
+        invocation = InvocationInput(
+            invocation_id=new_invocation_id(),
+            project_name=manifest.project_name,
+            function_name=self.name,
+            version_id=manifest.version_id,
+            options=spec.options,
+            package=manifest.package,
+            requirements_sha256=manifest.requirements_sha256,
+            args=args,
+            kwargs=kwargs,
+            created_at=time.time(),
+            parent_invocation_id=os.environ.get(ENV_INVOCATION) or None,
+        )
+        await engine.start_invocation(invocation, summary=_summary(invocation))
+        return invocation.invocation_id
+
+    async def _manifest(self, engine: Engine) -> VersionManifest:
+        version_id = self.version_id
+        if version_id is None:
+            return await engine.latest_version(self.project_name)
+        if self._pinned is None or self._pinned.version_id != version_id:
+            self._pinned = await engine.version(self.project_name, version_id)
+        return self._pinned
+
+    # ----- reading ------------------------------------------------------------------------
+
+    def get(self, invocation_id: str) -> Invocation[R]:
+        """The invocation's status, latest result (or yielded value), error and attempts."""
+        check_invocation_id(invocation_id)
+        return self.client.run(self._get_async(invocation_id))
+
+    async def _get_async(self, invocation_id: str) -> Invocation[R]:
+        engine = await self.client.engine()
+        record, terminated = await engine.get_invocation(invocation_id)
+        self._check_owner(record)
+        return _to_invocation(record, terminated)
+
+    def _check_owner(self, record: InvocationRecord) -> None:
+        if record.project_name != self.project_name or record.function_name != self.name:
+            raise InvocationDoesNotExistError(
+                f"{record.invocation_id} is not an invocation of "
+                f"{self.project_name}.{self.name}"
+            )
+
+    def await_result(self, invocation_id: str, timeout: float | None = None) -> R:
+        """Wait (on the engine, without polling) until the invocation ends; return its result
+        or raise InvocationFailedError / InvocationCancelledError / InvocationTimedOutError."""
+        check_invocation_id(invocation_id)
+        return self.client.run(self._await_async(invocation_id), timeout=timeout)
+
+    async def _await_async(self, invocation_id: str) -> R:
+        engine = await self.client.engine()
+        record = await engine.await_invocation(invocation_id)
+        self._check_owner(record)
+        return _result_or_raise(_to_invocation(record, terminated=True))
+
+    def call_remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Start an invocation and wait for its result."""
+        encoded = _codec.encode_arguments(args, dict(kwargs))
+
+        async def call() -> R:
+            return await self._await_async(await self._start_async(*encoded))
+
+        return self.client.run(call())
+
+    # ----- cancel and list ----------------------------------------------------------------
+
+    def cancel(self, invocation_id: str) -> bool:
+        """Ask the invocation to stop. Returns False, changing nothing, when it had already
+        ended."""
+        check_invocation_id(invocation_id)
+
+        async def cancel() -> bool:
+            engine = await self.client.engine()
+            record, _ = await engine.get_invocation(invocation_id)
+            self._check_owner(record)
+            reply = await engine.cancel_invocation(invocation_id)
+            return reply.requested
+
+        return self.client.run(cancel())
+
+    def list_ids(self) -> list[str]:
+        """Every invocation id of this function, newest first."""
+        from multinode._engine import invocations_query
+
+        async def collect() -> list[str]:
+            engine = await self.client.engine()
+            query = invocations_query(self.project_name, self.name)
+            return [i async for i in engine.list_invocation_ids(query)]
+
+        return sorted(self.client.run(collect()), reverse=True)
+
+    def list(self, offset: str | None = None) -> InvocationIdsList:
+        """The 50 most recent invocation ids (newest first) older than `offset`."""
+        if offset is not None:
+            check_invocation_id(offset)
+        ids = self.list_ids()
+        if offset is not None:
+            ids = [i for i in ids if i < offset]
+        page = ids[: _limits.LIST_PAGE_SIZE]
+        more = len(ids) > _limits.LIST_PAGE_SIZE
+        return InvocationIdsList(invocation_ids=page, offset=page[-1] if more else None)
+
+    # ----- fan-out ------------------------------------------------------------------------
+
+    def map(self, iterable: Iterable[Any], *, return_exceptions: bool = False) -> Iterator[R]:
+        """Invoke the function once per item; yield results in input order as they are ready."""
+        return self.starmap(((item,) for item in iterable), return_exceptions=return_exceptions)
+
+    def starmap(
+        self, iterable: Iterable[tuple[Any, ...]], *, return_exceptions: bool = False
+    ) -> Iterator[R]:
+        """Invoke the function once per argument tuple; yield results in input order."""
+        source = iter(iterable)
+        pending: deque[Any] = deque()
+        try:
+            while True:
+                while len(pending) < MAP_WINDOW:
+                    try:
+                        arguments = next(source)
+                    except StopIteration:
+                        break
+                    encoded = _codec.encode_arguments(tuple(arguments), {})
+                    pending.append(self.client.submit(self._start_async(*encoded)))
+                if not pending:
+                    return
+                invocation_id = pending.popleft().result()
+                try:
+                    yield self.client.run(self._await_async(invocation_id))
+                except (InvocationFailedError, InvocationCancelledError, InvocationTimedOutError) as exc:
+                    if not return_exceptions:
+                        raise
+                    yield exc  # type: ignore[misc]
+        finally:
+            self._cancel_pending(pending)
+
+    def _cancel_pending(self, pending: deque[Any]) -> None:
+        """Cancel what a map started but will no longer wait for."""
+        ids = []
+        for future in pending:
+            try:
+                ids.append(future.result())
+            except Exception:  # a start that failed has nothing to cancel
+                continue
+
+        async def cancel_all() -> None:
+            engine = await self.client.engine()
+            await asyncio.gather(*(engine.cancel_invocation(i) for i in ids), return_exceptions=True)
+
+        if ids:
+            self.client.run(cancel_all())
+
+
+def get_deployed_function(
+    project_name: str, function_name: str, version_id: str | None = None
+) -> Function[..., Any]:
+    """A handle on a deployed function. Without `version_id`, each `.start` uses the project's
+    latest version; with it, that version is pinned."""
+    check_name(project_name, "project name")
+    check_name(function_name, "function name")
+    if version_id is not None:
+        check_version_id(version_id)
+    return Function(function_name, project_name=project_name, version_id=version_id)
+
+
+def _summary(invocation: InvocationInput) -> str:
+    parent = f" (child of {invocation.parent_invocation_id})" if invocation.parent_invocation_id else ""
+    return f"{invocation.project_name}.{invocation.function_name} @ {invocation.version_id}{parent}"
+
+
+def _error_details(error: ErrorInfo | None) -> ErrorDetails | None:
+    if error is None:
+        return None
+    return ErrorDetails(type=error.type, message=error.message, traceback=error.traceback)
+
+
+def _to_invocation(record: InvocationRecord, terminated: bool) -> Invocation[Any]:
+    details = _error_details(record.error)
+    return Invocation(
+        invocation_id=record.invocation_id,
+        project_name=record.project_name,
+        function_name=record.function_name,
+        version_id=record.version_id,
+        status=InvocationStatus(record.status),
+        result=_codec.decode(record.result) if record.has_result else None,
+        error=str(details) if details else None,
+        error_details=details,
+        terminated=terminated,
+        num_failed_attempts=record.num_failed_attempts,
+        created_at=utc(record.created_at),  # type: ignore[arg-type]
+        ended_at=utc(record.ended_at),
+        parent_invocation_id=record.parent_invocation_id,
+        attempts=tuple(
+            Attempt(
+                number=a.number,
+                outcome=a.outcome,
+                started_at=utc(a.started_at),
+                ended_at=utc(a.ended_at),
+                error=_error_details(a.error),
+                exit_code=a.exit_code,
+            )
+            for a in record.attempts
+        ),
+        status_history=tuple((InvocationStatus(t.status), utc(t.at)) for t in record.transitions),  # type: ignore[misc]
+    )
+
+
+def _result_or_raise(invocation: Invocation[R]) -> R:
+    status = invocation.status
+    if status == InvocationStatus.SUCCEEDED:
+        return invocation.result  # type: ignore[return-value]
+    where = f"invocation {invocation.invocation_id} of {invocation.project_name}.{invocation.function_name}"
+    if status == InvocationStatus.CANCELLED:
+        raise InvocationCancelledError(f"{where} was cancelled", invocation_id=invocation.invocation_id)
+    if status == InvocationStatus.TIMED_OUT:
+        raise InvocationTimedOutError(
+            f"{where} timed out", invocation_id=invocation.invocation_id
+        )
+    details = invocation.error_details
+    message = f"{where} failed: {details}" if details else f"{where} failed"
+    if details and details.traceback:
+        message += "\n\nRemote traceback:\n" + details.traceback
+    raise InvocationFailedError(
+        message,
+        invocation_id=invocation.invocation_id,
+        error_type=details.type if details else None,
+        error_message=details.message if details else None,
+        remote_traceback=details.traceback if details else None,
+    )
+
+

@@ -1,0 +1,39 @@
+"""Names the engine sees. They are part of the wire contract with running workers and stored
+histories: never derive them from Python qualnames, never rename them."""
+
+from __future__ import annotations
+
+INVOCATION_WORKFLOW = "multinode.Invocation"
+PROJECT_WORKFLOW = "multinode.Project"
+
+RUN_ATTEMPT_ACTIVITY = "multinode.RunAttempt"
+
+# Invocation workflow handlers.
+STATE_QUERY = "state"
+CANCEL_UPDATE = "cancel"
+ATTEMPT_STARTED_SIGNAL = "attempt_started"
+
+# Project workflow handlers.
+ADD_VERSION_UPDATE = "add_version"
+VERSION_QUERY = "version"
+VERSIONS_QUERY = "versions"
+
+PROJECT_WORKFLOW_ID_PREFIX = "multinode-project:"
+
+# Custom search attributes (all Keyword), registered by `multinode dev` and `ensure_namespace`.
+SA_PROJECT = "MultinodeProject"
+SA_FUNCTION = "MultinodeFunction"
+SA_VERSION = "MultinodeVersion"
+SA_STATUS = "MultinodeStatus"
+SA_PARENT = "MultinodeParent"
+SA_LOCK = "MultinodeLock"
+SEARCH_ATTRIBUTES = (SA_PROJECT, SA_FUNCTION, SA_VERSION, SA_STATUS, SA_PARENT, SA_LOCK)
+
+DEFAULT_TASK_QUEUE = "multinode"
+DEFAULT_NAMESPACE = "default"
+DEFAULT_PORT = 7233
+DEFAULT_UI_PORT = 8233
+
+
+def project_workflow_id(project_name: str) -> str:
+    return PROJECT_WORKFLOW_ID_PREFIX + project_name

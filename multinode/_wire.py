@@ -1,0 +1,154 @@
+"""Records exchanged between the SDK, workflows, activities and function processes.
+
+Plain dataclasses that Temporal's default JSON converter carries. Times are UTC epoch seconds.
+User values (arguments, results, progress) appear only as jsonpickle text, never decoded here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from multinode._options import FunctionOptions
+
+
+@dataclass(frozen=True)
+class PackageRef:
+    uri: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    options: FunctionOptions
+    is_generator: bool = False
+
+
+@dataclass(frozen=True)
+class VersionManifest:
+    project_name: str
+    version_id: str
+    created_at: float
+    package: PackageRef
+    requirements_sha256: str | None
+    functions: list[FunctionSpec]
+
+    def function(self, name: str) -> FunctionSpec | None:
+        for spec in self.functions:
+            if spec.name == name:
+                return spec
+        return None
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class InvocationInput:
+    invocation_id: str
+    project_name: str
+    function_name: str
+    version_id: str
+    options: FunctionOptions
+    package: PackageRef
+    requirements_sha256: str | None
+    args: list[str]
+    kwargs: dict[str, str]
+    created_at: float
+    parent_invocation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AttemptRequest:
+    """What one attempt (one container run) needs; the activity's input."""
+
+    invocation: InvocationInput
+    attempt_number: int
+
+
+class Outcome:
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """How one attempt ended; the activity's result. `value` is the final result, or the last
+    yielded value when the attempt did not succeed."""
+
+    outcome: str
+    value: str | None
+    error: ErrorInfo | None
+    started_at: float | None
+    ended_at: float
+    exit_code: int | None = None
+    has_value: bool = False
+
+
+@dataclass(frozen=True)
+class AttemptProgress:
+    """The heartbeat details of a running attempt: read by `.get` through describe, at no
+    history cost."""
+
+    attempt_number: int
+    phase: str  # "preparing" | "running" | "stopping"
+    started_at: float | None
+    value: str | None = None
+    has_value: bool = False
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    number: int
+    outcome: str
+    started_at: float | None
+    ended_at: float
+    error: ErrorInfo | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    status: str
+    at: float
+
+
+@dataclass
+class InvocationRecord:
+    """The state of one invocation, owned by its workflow (query result and final result)."""
+
+    invocation_id: str
+    project_name: str
+    function_name: str
+    version_id: str
+    parent_invocation_id: str | None
+    status: str
+    created_at: float
+    result: str | None = None
+    has_result: bool = False
+    error: ErrorInfo | None = None
+    num_failed_attempts: int = 0
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True)
+class CancelReply:
+    requested: bool
+    status: str
+
+
+@dataclass(frozen=True)
+class ProjectState:
+    """The project workflow's input: its versions, oldest first (carried across
+    continue-as-new)."""
+
+    versions: list[VersionManifest]

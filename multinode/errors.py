@@ -1,0 +1,126 @@
+"""The one error tree of Multinode: every error the SDK raises derives from `MultinodeError`.
+
+Errors that user code may meet inside a running function (`InvocationCancelledError`,
+`InvocationTimedOutError`) are the same classes the caller sees, so one `except` works on both
+sides.
+"""
+
+from __future__ import annotations
+
+
+class MultinodeError(Exception):
+    """Base class of every error raised by Multinode."""
+
+
+class InvalidOptionError(MultinodeError, ValueError):
+    """A decorator option, setting or argument is out of range or of the wrong type."""
+
+
+class PayloadTooLargeError(MultinodeError, ValueError):
+    """An argument or result exceeds the size limit of its encoded form."""
+
+
+class EncodingError(MultinodeError, ValueError):
+    """A value could not be encoded (pickled) or decoded."""
+
+
+class ControlPlaneUnavailableError(MultinodeError):
+    """The control plane (Temporal) could not be reached or refused the credentials."""
+
+
+class DeployError(MultinodeError):
+    """A tasks folder could not be deployed (missing main.py, syntax error, bad requirements...)."""
+
+
+class ProjectDoesNotExistError(MultinodeError, LookupError):
+    """No project with this name is deployed."""
+
+
+class ProjectAlreadyExistsError(MultinodeError):
+    """`deploy` of a project that already exists (use `upgrade`)."""
+
+
+class VersionDoesNotExistError(MultinodeError, LookupError):
+    """The project has no version with this id."""
+
+
+class FunctionDoesNotExistError(MultinodeError, LookupError):
+    """The project version has no function with this name."""
+
+
+class InvocationDoesNotExistError(MultinodeError, LookupError):
+    """No invocation with this id exists (or it was removed)."""
+
+
+class LockAlreadyInUse(MultinodeError):
+    """Another PENDING or RUNNING invocation of the project holds the lock key."""
+
+    def __init__(self, message: str, *, lock: str, holder_invocation_id: str | None) -> None:
+        super().__init__(message)
+        self.lock = lock
+        self.holder_invocation_id = holder_invocation_id
+
+
+class InvocationError(MultinodeError):
+    """An invocation ended without a result (base of the three endings below)."""
+
+    def __init__(self, message: str = "", *, invocation_id: str | None = None) -> None:
+        super().__init__(message)
+        self.invocation_id = invocation_id
+
+
+class InvocationFailedError(InvocationError):
+    """The invocation's last attempt failed.
+
+    `error_type`, `error_message` and `remote_traceback` describe the failure inside the function.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        invocation_id: str | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        remote_traceback: str | None = None,
+    ) -> None:
+        super().__init__(message, invocation_id=invocation_id)
+        self.error_type = error_type
+        self.error_message = error_message
+        self.remote_traceback = remote_traceback
+
+
+class InvocationCancelledError(InvocationError):
+    """The invocation was cancelled. Raised inside the function's code when it is cancelled,
+    and to callers awaiting a cancelled invocation."""
+
+
+class InvocationTimedOutError(InvocationError):
+    """The invocation's attempt ran past its timeout. Raised inside the function's code at the
+    deadline, and to callers awaiting a timed-out invocation."""
+
+
+# The older "jobs" spelling of the same errors.
+JobCancelled = InvocationCancelledError
+JobDoesNotExist = InvocationDoesNotExistError
+
+__all__ = [
+    "ControlPlaneUnavailableError",
+    "DeployError",
+    "EncodingError",
+    "FunctionDoesNotExistError",
+    "InvalidOptionError",
+    "InvocationCancelledError",
+    "InvocationDoesNotExistError",
+    "InvocationError",
+    "InvocationFailedError",
+    "InvocationTimedOutError",
+    "JobCancelled",
+    "JobDoesNotExist",
+    "LockAlreadyInUse",
+    "MultinodeError",
+    "PayloadTooLargeError",
+    "ProjectAlreadyExistsError",
+    "ProjectDoesNotExistError",
+    "VersionDoesNotExistError",
+]

@@ -1,0 +1,1 @@
+"""Multinode's worker side: workflows, the attempt activity, container backends."""

@@ -1,0 +1,61 @@
+"""The activity that runs one attempt: it hands the attempt to the container backend and bridges
+the backend to the engine (heartbeats, cancellation, the RUNNING notice)."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from multinode import _names
+from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest
+from temporal_workers.backends import ContainerBackend, InfrastructureError
+
+log = logging.getLogger("multinode.worker")
+
+
+class _ActivitySession:
+    def __init__(self, client: Client, workflow_id: str) -> None:
+        self._client = client
+        self._workflow_id = workflow_id
+
+    def heartbeat(self, progress: AttemptProgress) -> None:
+        activity.heartbeat(progress)
+
+    async def notify_started(self, started_at: float) -> None:
+        try:
+            await self._client.get_workflow_handle(self._workflow_id).signal(
+                _names.ATTEMPT_STARTED_SIGNAL, started_at
+            )
+        except Exception as exc:  # the status catches up with the outcome anyway
+            log.warning("could not record RUNNING for %s: %s", self._workflow_id, exc)
+
+    def interruption(self) -> str:
+        details = activity.cancellation_details()
+        if details is None or details.cancel_requested:
+            return "cancel"
+        if details.worker_shutdown:
+            return "shutdown"
+        return "timeout"
+
+
+class AttemptActivities:
+    def __init__(self, client: Client, backend: ContainerBackend) -> None:
+        self._client = client
+        self._backend = backend
+
+    @activity.defn(name=_names.RUN_ATTEMPT_ACTIVITY)
+    async def run_attempt(self, request: AttemptRequest) -> AttemptOutcome:
+        info = activity.info()
+        if info.attempt > 1:
+            log.info(
+                "%s attempt %d: engine retry %d (a previous run was lost)",
+                request.invocation.invocation_id, request.attempt_number, info.attempt,
+            )
+        session = _ActivitySession(self._client, info.workflow_id)
+        try:
+            return await self._backend.run_attempt(request, session)
+        except InfrastructureError as exc:
+            raise ApplicationError(str(exc), type="InfrastructureError") from None

@@ -1,0 +1,43 @@
+"""Container backends: where an attempt's container runs.
+
+A backend is a port with adapters: `local` (a process on this machine, the embedded default),
+`fargate` (an ECS task) and `fake` (scripted outcomes, for tests of the engine plumbing).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Protocol
+
+from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest
+
+
+class AttemptSession(Protocol):
+    """What a backend may tell the engine, and learn from it, while it runs an attempt."""
+
+    def heartbeat(self, progress: AttemptProgress) -> None:
+        """Record liveness and the latest progress (no history cost)."""
+
+    async def notify_started(self, started_at: float) -> None:
+        """Tell the invocation's workflow that the function is running."""
+
+    def interruption(self) -> str:
+        """Why the activity was cancelled: "cancel", "timeout" (engine-side) or "shutdown"."""
+
+
+class InfrastructureError(Exception):
+    """The attempt could not run for a reason outside the function (package store down, worker
+    shutting down, launch failure). The engine retries it; it does not count as a failed
+    attempt."""
+
+
+class ContainerBackend(ABC):
+    name: str
+
+    @abstractmethod
+    async def run_attempt(self, request: AttemptRequest, session: AttemptSession) -> AttemptOutcome:
+        """Run one attempt to its end and report how it ended. Returns only once the
+        attempt's container is gone."""
+
+    async def close(self) -> None:
+        """Release what the backend holds (stop attempts still running)."""

@@ -1,0 +1,395 @@
+"""The local process backend: each attempt is a fresh process on this machine.
+
+A real container stand-in: the version's code unpacked once, its requirements in a cached
+virtual environment, the `.env` loaded by the function's process only, its own process group
+(and cgroup where available), stdout and stderr in a per-attempt log file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from multinode import _runner
+from multinode._environment import RequirementsInstallError, environment_python
+from multinode._options import format_memory
+from multinode._package import PackageIntegrityError, PackageNotFoundError, extract_package, read_package
+from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest, ErrorInfo, Outcome
+from temporal_workers.backends import AttemptSession, ContainerBackend, InfrastructureError
+from temporal_workers.backends.cgroups import Cgroup, CgroupLimiter
+from temporal_workers.settings import WorkerSettings
+
+log = logging.getLogger("multinode.worker")
+
+# How often the supervisor wakes to heartbeat when nothing else happens; cancellation reaches the
+# activity only through heartbeat responses, so this bounds cancel latency.
+TICK_SECONDS = 0.25
+# Functions shorter than this never cost the workflow an extra task for the RUNNING transition:
+# their start time still arrives with the outcome.
+NOTIFY_STARTED_AFTER_SECONDS = 0.2
+
+
+@dataclass
+class FrameReader:
+    """Collects the runner's frames; keeps only the latest progress."""
+
+    progress: str | None = None
+    has_progress: bool = False
+    result: str | None = None
+    has_result: bool = False
+    error: ErrorInfo | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def feed(self, line: bytes) -> None:
+        try:
+            frame = json.loads(line)
+        except ValueError:
+            return
+        kind = frame.get("kind")
+        if kind == "progress":
+            self.progress, self.has_progress = frame["value"], True
+        elif kind == "result":
+            self.result, self.has_result = frame["value"], True
+        elif kind == "error":
+            self.error = ErrorInfo(
+                type=str(frame.get("type", "Exception")),
+                message=str(frame.get("message", "")),
+                traceback=frame.get("traceback"),
+            )
+        self.changed.set()
+
+    async def pump(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                line = await reader.readline()
+            except ValueError:  # a line over the stream limit: cannot be one of ours
+                continue
+            if not line:
+                return
+            self.feed(line)
+
+
+class LocalBackend(ContainerBackend):
+    name = "local"
+
+    def __init__(self, settings: WorkerSettings, limiter: CgroupLimiter | None = None) -> None:
+        self._settings = settings
+        self._limiter = limiter or CgroupLimiter()
+        self._prepared: dict[tuple[str, str | None], tuple[Path, Path]] = {}
+        self._prepare_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
+        self._running: set[asyncio.subprocess.Process] = set()
+
+    # ----- preparation --------------------------------------------------------------------
+
+    def _prepare_sync(self, request: AttemptRequest) -> tuple[Path, Path]:
+        invocation = request.invocation
+        code_dir = self._settings.code_dir / invocation.package.sha256
+        if not code_dir.exists():
+            data = read_package(invocation.package.uri)
+            code_dir.parent.mkdir(parents=True, exist_ok=True)
+            extract_package(data, invocation.package.sha256, code_dir)
+        python = environment_python(
+            code_dir / "requirements.txt" if invocation.requirements_sha256 else None,
+            invocation.requirements_sha256,
+            self._settings.envs_dir,
+            log=log.info,
+        )
+        return code_dir, python
+
+    async def _prepare(self, request: AttemptRequest, session: AttemptSession) -> tuple[Path, Path]:
+        invocation = request.invocation
+        key = (invocation.package.sha256, invocation.requirements_sha256)
+        if key in self._prepared:
+            return self._prepared[key]
+        lock = self._prepare_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if key not in self._prepared:
+                task = asyncio.ensure_future(asyncio.to_thread(self._prepare_sync, request))
+                while not task.done():  # a venv build can take a while: stay alive meanwhile
+                    session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None))
+                    await asyncio.wait([task], timeout=1.0)
+                self._prepared[key] = task.result()
+        return self._prepared[key]
+
+    # ----- one attempt --------------------------------------------------------------------
+
+    async def run_attempt(self, request: AttemptRequest, session: AttemptSession) -> AttemptOutcome:
+        session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None))
+        try:
+            code_dir, python = await self._prepare(request, session)
+        except asyncio.CancelledError:
+            if session.interruption() == "cancel":
+                return _outcome(Outcome.CANCELLED, None, started_at=None)
+            raise
+        except (PackageIntegrityError, PackageNotFoundError, RequirementsInstallError) as exc:
+            # Permanent: retrying cannot help, and no user code has run.
+            error = ErrorInfo(type=type(exc).__name__, message=str(exc))
+            return _outcome(Outcome.FAILED, None, started_at=None, error=error)
+        except OSError as exc:
+            raise InfrastructureError(f"preparing the attempt failed: {exc}") from exc
+        return await self._launch_and_supervise(request, session, code_dir, python)
+
+    def _attempt_dir(self, request: AttemptRequest) -> Path:
+        directory = self._settings.runs_dir / request.invocation.invocation_id
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
+    def _environment(self, request: AttemptRequest, code_dir: Path, input_path: Path, fd: int) -> dict[str, str]:
+        invocation = request.invocation
+        connection = self._settings.connection
+        env = {
+            name: os.environ[name]
+            for name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+            if name in os.environ
+        }
+        env.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "MULTINODE_API_URL": connection.api_url,
+                "MULTINODE_NAMESPACE": connection.namespace,
+                "MULTINODE_TASK_QUEUE": connection.task_queue,
+                "MULTINODE_PROJECT": invocation.project_name,
+                "MULTINODE_VERSION_ID": invocation.version_id,
+                "MULTINODE_INVOCATION_ID": invocation.invocation_id,
+                "MULTINODE_ATTEMPT": str(request.attempt_number),
+                _runner.ENV_FUNCTION: invocation.function_name,
+                _runner.ENV_CODE_DIR: str(code_dir),
+                _runner.ENV_INPUT_PATH: str(input_path),
+                _runner.ENV_REPORT_FD: str(fd),
+            }
+        )
+        if connection.api_key:
+            env["MULTINODE_API_KEY"] = connection.api_key
+        return env
+
+    async def _launch_and_supervise(
+        self, request: AttemptRequest, session: AttemptSession, code_dir: Path, python: Path
+    ) -> AttemptOutcome:
+        invocation = request.invocation
+        attempt_dir = self._attempt_dir(request)
+        input_path = attempt_dir / f"attempt-{request.attempt_number}.input.json"
+        log_path = attempt_dir / f"attempt-{request.attempt_number}.log"
+        input_path.write_text(json.dumps({"args": invocation.args, "kwargs": invocation.kwargs}))
+        cgroup = self._limiter.create(
+            f"{invocation.invocation_id}-{request.attempt_number}",
+            invocation.options.cpu,
+            invocation.options.memory_mib,
+        )
+        read_fd, write_fd = os.pipe()
+        log_file = open(log_path, "ab")
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                str(python), "-m", "multinode._runner",
+                cwd=code_dir,
+                env=self._environment(request, code_dir, input_path, write_fd),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=(write_fd,),
+                preexec_fn=cgroup.join if cgroup else None,
+            )
+        except OSError as exc:
+            os.close(read_fd)
+            raise InfrastructureError(f"starting the function's process failed: {exc}") from exc
+        finally:
+            os.close(write_fd)
+            log_file.close()
+        started_at = time.time()
+        self._running.add(proc)
+        frames = FrameReader()
+        reader = asyncio.StreamReader(limit=2**24)
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb")
+        )
+        pump = asyncio.ensure_future(frames.pump(reader))
+        try:
+            return await self._supervise(request, session, proc, frames, cgroup, started_at)
+        finally:
+            self._running.discard(proc)
+            await _reap(proc, cgroup)
+            try:
+                await asyncio.wait_for(pump, timeout=1.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+            transport.close()
+            if cgroup is not None:
+                cgroup.remove()
+            input_path.unlink(missing_ok=True)
+
+    async def _supervise(
+        self,
+        request: AttemptRequest,
+        session: AttemptSession,
+        proc: asyncio.subprocess.Process,
+        frames: FrameReader,
+        cgroup: Cgroup | None,
+        started_at: float,
+    ) -> AttemptOutcome:
+        options = request.invocation.options
+        grace = self._settings.grace_period_seconds
+        started = time.monotonic()
+        deadline = started + options.timeout_seconds
+        interrupt: str | None = None
+        kill_at: float | None = None
+        notified = False
+        exited = asyncio.ensure_future(proc.wait())
+
+        def heartbeat() -> None:
+            phase = "running" if interrupt is None else "stopping"
+            session.heartbeat(
+                AttemptProgress(
+                    request.attempt_number, phase, started_at, frames.progress, frames.has_progress
+                )
+            )
+
+        def interrupt_with(kind: str, signum: int) -> None:
+            nonlocal interrupt, kill_at
+            interrupt, kill_at = kind, time.monotonic() + grace
+            _signal(proc, signum)
+
+        heartbeat()
+        while not exited.done():
+            now = time.monotonic()
+            wake = now + TICK_SECONDS
+            if interrupt is None:
+                wake = min(wake, deadline)
+            elif kill_at is not None:
+                wake = min(wake, kill_at)
+            changed = asyncio.ensure_future(frames.changed.wait())
+            try:
+                await asyncio.wait([exited, changed], timeout=max(0.0, wake - now),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                reason = session.interruption()
+                if reason != "cancel":
+                    # The engine gave up on this attempt (worker shutting down, or it timed the
+                    # attempt out): stop now, the engine runs it again elsewhere.
+                    _kill_tree(proc, cgroup)
+                    await _reap(proc, cgroup)
+                    raise InfrastructureError(f"attempt interrupted by the engine ({reason})")
+                if interrupt is None:
+                    interrupt_with("cancel", signal.SIGTERM)
+            finally:
+                changed.cancel()
+            frames.changed.clear()
+            now = time.monotonic()
+            if interrupt is None and now >= deadline:
+                interrupt_with("timeout", signal.SIGUSR1)
+            if kill_at is not None and now >= kill_at:
+                _kill_tree(proc, cgroup)
+                kill_at = None
+            if not notified and interrupt is None and now - started >= NOTIFY_STARTED_AFTER_SECONDS:
+                notified = True
+                asyncio.ensure_future(session.notify_started(started_at))
+            heartbeat()
+        return _classify(request, proc.returncode, frames, interrupt, cgroup, started_at)
+
+    async def close(self) -> None:
+        for proc in list(self._running):
+            _kill_tree(proc, None)
+
+
+def _signal(proc: asyncio.subprocess.Process, signum: int) -> None:
+    try:
+        os.kill(proc.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _kill_tree(proc: asyncio.subprocess.Process, cgroup: Cgroup | None) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if cgroup is not None:
+        cgroup.kill_all()
+
+
+async def _reap(proc: asyncio.subprocess.Process, cgroup: Cgroup | None) -> None:
+    """Make sure nothing of the attempt survives: the process, its group, its cgroup."""
+    if proc.returncode is None:
+        await proc.wait()
+    _kill_tree(proc, cgroup)
+    if cgroup is not None:
+        for _ in range(50):
+            if not cgroup.pids():
+                break
+            await asyncio.sleep(0.01)
+
+
+def _outcome(
+    outcome: str,
+    value: str | None,
+    *,
+    started_at: float | None,
+    has_value: bool = False,
+    error: ErrorInfo | None = None,
+    exit_code: int | None = None,
+) -> AttemptOutcome:
+    return AttemptOutcome(
+        outcome=outcome,
+        value=value,
+        has_value=has_value,
+        error=error,
+        started_at=started_at,
+        ended_at=time.time(),
+        exit_code=exit_code,
+    )
+
+
+def _classify(
+    request: AttemptRequest,
+    returncode: int | None,
+    frames: FrameReader,
+    interrupt: str | None,
+    cgroup: Cgroup | None,
+    started_at: float,
+) -> AttemptOutcome:
+    # What the caller keeps as `.result` when the attempt did not succeed: the latest yield.
+    last, has_last = frames.progress, frames.has_progress
+    if interrupt == "cancel":
+        return _outcome(Outcome.CANCELLED, last, has_value=has_last, started_at=started_at,
+                        exit_code=returncode)
+    if interrupt == "timeout":
+        timeout = request.invocation.options.timeout_seconds
+        error = ErrorInfo(type="InvocationTimedOutError",
+                          message=f"the attempt ran past its timeout of {timeout:g} s")
+        return _outcome(Outcome.TIMED_OUT, last, has_value=has_last, started_at=started_at,
+                        error=error, exit_code=returncode)
+    if frames.error is not None:
+        return _outcome(Outcome.FAILED, last, has_value=has_last, started_at=started_at,
+                        error=frames.error, exit_code=returncode)
+    if frames.has_result and returncode == 0:
+        return _outcome(Outcome.SUCCEEDED, frames.result, has_value=True, started_at=started_at,
+                        exit_code=0)
+    return _outcome(Outcome.FAILED, last, has_value=has_last, started_at=started_at,
+                    error=_crash_error(request, returncode, cgroup), exit_code=returncode)
+
+
+def _crash_error(request: AttemptRequest, returncode: int | None, cgroup: Cgroup | None) -> ErrorInfo:
+    if cgroup is not None and cgroup.oom_killed():
+        memory = format_memory(request.invocation.options.memory_mib)
+        return ErrorInfo(type="MemoryLimitExceeded", message=f"killed: memory limit of {memory} exceeded")
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return ErrorInfo(type="ProcessKilled", message=f"exit code {returncode} (killed by {name})")
+    if returncode == 0:
+        return ErrorInfo(type="ProcessExited",
+                         message="the function's process exited (code 0) without reporting a result")
+    return ErrorInfo(type="ProcessExited", message=f"exit code {returncode}")
+
+

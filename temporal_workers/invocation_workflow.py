@@ -1,0 +1,211 @@
+"""The invocation workflow: one per invocation, its id is the invocation id.
+
+Thin and deterministic: it runs attempts as activities and keeps the invocation's record. User
+values pass through it as opaque jsonpickle text and are never decoded here.
+
+Retries have two layers. The activity's Temporal retry policy absorbs engine faults (a lost
+task, a dead worker, a launch failure) without counting them; the loop below counts only
+failures of the function itself against `max_retries`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair
+from temporalio.exceptions import ActivityError, CancelledError
+
+from multinode import _names
+from multinode._wire import (
+    AttemptOutcome,
+    AttemptRecord,
+    AttemptRequest,
+    CancelReply,
+    ErrorInfo,
+    InvocationInput,
+    InvocationRecord,
+    Outcome,
+    Transition,
+)
+
+PENDING, RUNNING, CANCELLING = "PENDING", "RUNNING", "CANCELLING"
+SUCCEEDED, FAILED, CANCELLED, TIMED_OUT = "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"
+FINAL = {SUCCEEDED, FAILED, CANCELLED, TIMED_OUT}
+
+STATUS_KEY = SearchAttributeKey.for_keyword(_names.SA_STATUS)
+
+# Engine-fault retries of one attempt: quick at first, then patient, then give up loudly.
+INFRASTRUCTURE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=20,
+)
+# Room for preparing the environment and the grace period beyond the function's own timeout,
+# which the worker enforces itself.
+START_TO_CLOSE_MARGIN = timedelta(hours=1)
+# How soon a dead worker or a lost activity task is noticed. Set once per worker process from its
+# settings; activity options are not part of replay checks, so this stays deterministic.
+HEARTBEAT_TIMEOUT_SECONDS = 5.0
+
+
+@workflow.defn(name=_names.INVOCATION_WORKFLOW)
+class InvocationWorkflow:
+    @workflow.init
+    def __init__(self, invocation: InvocationInput) -> None:
+        self._input = invocation
+        self._record = InvocationRecord(
+            invocation_id=invocation.invocation_id,
+            project_name=invocation.project_name,
+            function_name=invocation.function_name,
+            version_id=invocation.version_id,
+            parent_invocation_id=invocation.parent_invocation_id,
+            status=PENDING,
+            created_at=invocation.created_at,
+            transitions=[Transition(PENDING, invocation.created_at)],
+        )
+        self._cancel_requested = False
+        self._attempt: workflow.ActivityHandle[AttemptOutcome] | None = None
+        self._attempt_number = 0
+
+    @workflow.run
+    async def run(self, invocation: InvocationInput) -> InvocationRecord:
+        main = asyncio.ensure_future(self._run_attempts())
+        while True:
+            try:
+                return await asyncio.shield(main)
+            except asyncio.CancelledError:
+                # Cancelled through the engine (e.g. the Web UI): same path as `.cancel`.
+                self._request_cancel()
+
+    async def _run_attempts(self) -> InvocationRecord:
+        options = self._input.options
+        while True:
+            if self._cancel_requested:
+                return self._finish(CANCELLED)
+            self._attempt_number += 1
+            outcome = await self._run_attempt()
+            self._record.attempts.append(
+                AttemptRecord(
+                    number=self._attempt_number,
+                    outcome=outcome.outcome,
+                    started_at=outcome.started_at,
+                    ended_at=outcome.ended_at,
+                    error=outcome.error,
+                    exit_code=outcome.exit_code,
+                )
+            )
+            if outcome.started_at is not None and RUNNING not in {t.status for t in self._record.transitions}:
+                self._record.transitions.append(Transition(RUNNING, outcome.started_at))
+            self._record.result, self._record.has_result = outcome.value, outcome.has_value
+            self._record.error = outcome.error
+            if outcome.outcome == Outcome.SUCCEEDED:
+                # A cancel that reached the function and was swallowed still ends CANCELLED;
+                # the backend reports that as a cancelled outcome.
+                self._record.error = None
+                return self._finish(SUCCEEDED)
+            if outcome.outcome == Outcome.CANCELLED:
+                return self._finish(CANCELLED)
+            if outcome.outcome == Outcome.TIMED_OUT:
+                return self._finish(TIMED_OUT)
+            self._record.num_failed_attempts += 1
+            if self._record.num_failed_attempts > options.max_retries or self._cancel_requested:
+                return self._finish(FAILED if not self._cancel_requested else CANCELLED)
+            self._publish()
+
+    async def _run_attempt(self) -> AttemptOutcome:
+        options = self._input.options
+        self._attempt = workflow.start_activity(
+            _names.RUN_ATTEMPT_ACTIVITY,
+            AttemptRequest(invocation=self._input, attempt_number=self._attempt_number),
+            result_type=AttemptOutcome,
+            start_to_close_timeout=timedelta(seconds=options.timeout_seconds) + START_TO_CLOSE_MARGIN,
+            heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_SECONDS),
+            retry_policy=INFRASTRUCTURE_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"attempt {self._attempt_number}",
+        )
+        try:
+            return await self._attempt
+        except ActivityError as err:
+            now = workflow.now().timestamp()
+            if isinstance(err.cause, CancelledError):
+                # Cancelled before any worker started it: no container ever ran.
+                return AttemptOutcome(Outcome.CANCELLED, None, None, None, now)
+            cause = err.cause or err
+            error = ErrorInfo(
+                type="InfrastructureError",
+                message=f"the attempt could not be run by the engine: {cause}",
+            )
+            return AttemptOutcome(Outcome.FAILED, None, error, None, now)
+        finally:
+            self._attempt = None
+
+    # ----- status -------------------------------------------------------------------------
+
+    def _set_status(self, status: str, at: float | None = None) -> None:
+        if self._record.status == status:
+            return
+        self._record.status = status
+        self._record.transitions.append(Transition(status, at if at is not None else workflow.now().timestamp()))
+        self._publish()
+
+    def _publish(self) -> None:
+        """Make the state readable without a worker: memo for `.get`, search attribute and
+        details for the Web UI."""
+        memo_record = InvocationRecord(
+            **{**self._record.__dict__, "result": None, "has_result": False,
+               "attempts": [_without_traceback(a) for a in self._record.attempts]}
+        )
+        workflow.upsert_memo({"state": memo_record})
+        workflow.upsert_search_attributes([SearchAttributePair(STATUS_KEY, self._record.status)])
+        error = f"\n\nerror: {self._record.error.type}: {self._record.error.message}" if self._record.error else ""
+        workflow.set_current_details(
+            f"**{self._record.status}** · attempts: {len(self._record.attempts)} · "
+            f"failed: {self._record.num_failed_attempts}{error}"
+        )
+
+    def _finish(self, status: str) -> InvocationRecord:
+        self._record.ended_at = workflow.now().timestamp()
+        self._set_status(status, self._record.ended_at)
+        return self._record
+
+    def _request_cancel(self) -> None:
+        if self._cancel_requested or self._record.status in FINAL:
+            return
+        self._cancel_requested = True
+        self._set_status(CANCELLING)
+        if self._attempt is not None:
+            self._attempt.cancel()
+
+    # ----- handlers -----------------------------------------------------------------------
+
+    @workflow.signal(name=_names.ATTEMPT_STARTED_SIGNAL)
+    def attempt_started(self, started_at: float) -> None:
+        if self._record.status == PENDING and not self._cancel_requested:
+            self._set_status(RUNNING, started_at)
+
+    @workflow.update(name=_names.CANCEL_UPDATE)
+    def cancel(self) -> CancelReply:
+        if self._record.status in FINAL:
+            return CancelReply(requested=False, status=self._record.status)
+        self._request_cancel()
+        return CancelReply(requested=True, status=self._record.status)
+
+    @workflow.query(name=_names.STATE_QUERY)
+    def state(self) -> InvocationRecord:
+        return self._record
+
+
+def _without_traceback(attempt: AttemptRecord) -> AttemptRecord:
+    if attempt.error is None or attempt.error.traceback is None:
+        return attempt
+    return AttemptRecord(
+        number=attempt.number, outcome=attempt.outcome, started_at=attempt.started_at,
+        ended_at=attempt.ended_at, exit_code=attempt.exit_code,
+        error=ErrorInfo(type=attempt.error.type, message=attempt.error.message),
+    )
+
+

@@ -1,0 +1,60 @@
+"""Worker settings, read once from the environment and validated at start."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from multinode._settings import ConnectionSettings, multinode_home, resolve_settings
+from multinode.errors import InvalidOptionError
+
+
+class WorkerSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    connection: ConnectionSettings
+    home: Path
+    backend: str = Field(default="local", pattern="^(local|fargate|fake)$")
+    # How long a cancelled or timed-out function may clean up before it is killed.
+    grace_period_seconds: float = Field(default=120.0, ge=0.5, le=3600)
+    # How soon the engine notices a dead worker or a lost attempt, and retries it.
+    heartbeat_timeout_seconds: float = Field(default=5.0, ge=1, le=600)
+    max_concurrent_attempts: int = Field(default=200, ge=1, le=10_000)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.home / "code"
+
+    @property
+    def envs_dir(self) -> Path:
+        return self.home / "envs"
+
+
+def load_worker_settings(**overrides: object) -> WorkerSettings:
+    values: dict[str, object] = {
+        "connection": resolve_settings(),
+        "home": multinode_home(),
+    }
+    env_names = {
+        "backend": "MULTINODE_BACKEND",
+        "grace_period_seconds": "MULTINODE_GRACE_PERIOD_SECONDS",
+        "heartbeat_timeout_seconds": "MULTINODE_HEARTBEAT_TIMEOUT_SECONDS",
+        "max_concurrent_attempts": "MULTINODE_MAX_CONCURRENT_ATTEMPTS",
+    }
+    for field, env in env_names.items():
+        if os.environ.get(env):
+            values[field] = os.environ[env]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return WorkerSettings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidOptionError(f"invalid worker settings: {problems}") from None

@@ -1,0 +1,81 @@
+"""The Multinode worker: runs invocation and project workflows, and attempts on a backend."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from multinode import _engine
+from temporal_workers import invocation_workflow
+from temporal_workers.attempt_activity import AttemptActivities
+from temporal_workers.backends import ContainerBackend
+from temporal_workers.invocation_workflow import InvocationWorkflow
+from temporal_workers.project_workflow import ProjectWorkflow
+from temporal_workers.settings import WorkerSettings
+
+log = logging.getLogger("multinode.worker")
+
+# Cancellation reaches an activity only through heartbeat responses; a short throttle keeps
+# cancel and progress within a second.
+HEARTBEAT_THROTTLE = timedelta(milliseconds=300)
+
+
+def make_backend(settings: WorkerSettings) -> ContainerBackend:
+    if settings.backend == "local":
+        from temporal_workers.backends.local import LocalBackend
+
+        return LocalBackend(settings)
+    if settings.backend == "fargate":
+        from temporal_workers.backends.fargate import FargateBackend  # type: ignore[import-not-found]
+
+        backend: ContainerBackend = FargateBackend.from_environment(settings)
+        return backend
+    from temporal_workers.backends.fake import FakeBackend  # type: ignore[import-not-found]
+
+    fake: ContainerBackend = FakeBackend()
+    return fake
+
+
+def build_worker(client: Client, settings: WorkerSettings, backend: ContainerBackend) -> Worker:
+    invocation_workflow.HEARTBEAT_TIMEOUT_SECONDS = settings.heartbeat_timeout_seconds
+    activities = AttemptActivities(client, backend)
+    return Worker(
+        client,
+        task_queue=settings.connection.task_queue,
+        workflows=[InvocationWorkflow, ProjectWorkflow],
+        activities=[activities.run_attempt],
+        # Our workflows are deterministic by construction (no I/O, engine time only) and never
+        # decode user values, so the sandbox's per-task cost buys nothing here.
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        max_concurrent_activities=settings.max_concurrent_attempts,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None) -> None:
+    client = await _engine.connect(settings.connection)
+    backend = make_backend(settings)
+    worker = build_worker(client, settings, backend)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    log.info(
+        "worker ready: %s namespace %s task queue %s, %s backend",
+        settings.connection.api_url, settings.connection.namespace,
+        settings.connection.task_queue, backend.name,
+    )
+    async with worker:
+        await stop.wait()
+        log.info("worker stopping")
+        await backend.close()

@@ -1,0 +1,246 @@
+"""deploy/cloudformation/multinode.yaml: lint clean, deployable in moto, safe settings."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from cfnlint.decode import cfn_yaml
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "deploy" / "cloudformation" / "multinode.yaml"
+REGION = "us-east-1"
+
+EXPECTED_OUTPUTS = {
+    "ClusterName",
+    "PackagesBucketName",
+    "PackageStore",
+    "FunctionTaskDefinitionArn",
+    "SecurityGroupId",
+    "FunctionLogGroupName",
+    "WorkerLogGroupName",
+}
+
+
+def _cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("cfn-lint")
+    command = str(exe) if exe.exists() else shutil.which("cfn-lint")
+    if command is None:
+        pytest.fail("cfn-lint is not installed (it is a dev dependency)")
+    return subprocess.run(
+        [command, "--format", "parseable", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+
+
+def _template() -> Any:
+    return cfn_yaml.load(str(TEMPLATE))
+
+
+def _resources_of_type(template: Any, type_name: str) -> dict[str, Any]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == type_name}
+
+
+def _container(template: Any, name: str) -> dict[str, Any]:
+    for definition in _resources_of_type(template, "AWS::ECS::TaskDefinition").values():
+        for container in definition["Properties"]["ContainerDefinitions"]:
+            if container["Name"] == name:
+                return dict(container)
+    raise AssertionError(f"no container named {name!r}")
+
+
+def _task_definition_with(template: Any, container_name: str) -> dict[str, Any]:
+    for definition in _resources_of_type(template, "AWS::ECS::TaskDefinition").values():
+        names = [c["Name"] for c in definition["Properties"]["ContainerDefinitions"]]
+        if container_name in names:
+            return dict(definition["Properties"])
+    raise AssertionError(f"no task definition runs {container_name!r}")
+
+
+@pytest.mark.timeout(60)
+def test_cfn_lint_reports_nothing() -> None:
+    result = _cfn_lint(TEMPLATE)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+@pytest.mark.timeout(60)
+def test_cfn_lint_catches_an_invalid_fargate_size(tmp_path: Path) -> None:
+    # Proves the lint test above is able to fail on this template.
+    broken = tmp_path / "broken.yaml"
+    text = TEMPLATE.read_text()
+    assert 'Cpu: "256"\n      Memory: "512"' in text
+    broken.write_text(
+        text.replace(
+            'Cpu: "256"\n      Memory: "512"', 'Cpu: "8192"\n      Memory: "65536"'
+        )
+    )
+    result = _cfn_lint(broken)
+    assert result.returncode != 0
+    assert "E3047" in result.stdout
+
+
+@pytest.mark.timeout(10)
+def test_function_container_settings() -> None:
+    template = _template()
+    task = _task_definition_with(template, "function")
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    assert task["NetworkMode"] == "awsvpc"
+    assert (task["Cpu"], task["Memory"]) == ("256", "512")
+
+    container = _container(template, "function")
+    assert container["StopTimeout"] == 120
+    assert container["LinuxParameters"]["InitProcessEnabled"] is True
+    # A hard container limit would cap the task size chosen per call by overrides.
+    assert "Memory" not in container
+    assert container["MemoryReservation"] == 128
+    log = container["LogConfiguration"]
+    assert log["LogDriver"] == "awslogs"
+    assert log["Options"]["mode"] == "blocking"
+    assert log["Options"]["awslogs-stream-prefix"] == "multinode"
+
+
+@pytest.mark.timeout(10)
+def test_worker_passes_exactly_the_function_roles() -> None:
+    template = _template()
+    function_task = _task_definition_with(template, "function")
+    worker_task = _task_definition_with(template, "worker")
+    worker_role = template["Resources"][worker_task["TaskRoleArn"]["Fn::GetAtt"][0]]
+
+    passed: list[Any] = []
+    for policy in worker_role["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            if "iam:PassRole" in ([actions] if isinstance(actions, str) else actions):
+                passed.extend(statement["Resource"])
+    expected = [function_task["ExecutionRoleArn"], function_task["TaskRoleArn"]]
+    assert sorted(map(str, passed)) == sorted(map(str, expected))
+
+
+@pytest.mark.timeout(10)
+def test_function_task_role_only_reads_packages() -> None:
+    template = _template()
+    function_task = _task_definition_with(template, "function")
+    role = template["Resources"][function_task["TaskRoleArn"]["Fn::GetAtt"][0]]
+    statements = [
+        s
+        for p in role["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+    ]
+    assert [s["Action"] for s in statements] == ["s3:GetObject"]
+    assert [s["Resource"] for s in statements] == [
+        {"Fn::Sub": "${PackagesBucket.Arn}/packages/*"}
+    ]
+    assert "ManagedPolicyArns" not in role["Properties"]
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never let a stray real credential reach anything.
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS..S3..BucketPolicy:UserWarning")
+def test_stack_deploys_in_moto(aws_env: None) -> None:
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr)["Subnet"]["SubnetId"]
+            for cidr in ("10.0.1.0/24", "10.0.2.0/24")
+        ]
+        secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="temporal-api-key", SecretString="not-a-key"
+        )["ARN"]
+        parameters = {
+            "VpcId": vpc_id,
+            "SubnetIds": ",".join(subnets),
+            "FunctionImage": "example.com/multinode-function:1",
+            "WorkerImage": "example.com/multinode-worker:1",
+            "TemporalAddress": "temporal.example.com:7233",
+            "TemporalNamespace": "multinode.test",
+            "TemporalApiKeySecretArn": secret_arn,
+            "LogRetentionDays": "14",
+        }
+        cloudformation = boto3.client("cloudformation", region_name=REGION)
+        cloudformation.create_stack(
+            StackName="mn",
+            TemplateBody=TEMPLATE.read_text(),
+            Parameters=[
+                {"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()
+            ],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        )
+        stack = cloudformation.describe_stacks(StackName="mn")["Stacks"][0]
+        assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+        assert set(outputs) == EXPECTED_OUTPUTS
+        assert all(outputs.values())
+
+        # The outputs must name resources that really exist.
+        ecs = boto3.client("ecs", region_name=REGION)
+        clusters = ecs.describe_clusters(clusters=[outputs["ClusterName"]])["clusters"]
+        assert [c["status"] for c in clusters] == ["ACTIVE"]
+        boto3.client("s3", region_name=REGION).head_bucket(
+            Bucket=outputs["PackagesBucketName"]
+        )
+        assert (
+            outputs["PackageStore"] == f"s3://{outputs['PackagesBucketName']}/packages"
+        )
+        groups = ec2.describe_security_groups(GroupIds=[outputs["SecurityGroupId"]])
+        assert groups["SecurityGroups"][0]["VpcId"] == vpc_id
+        logs = boto3.client("logs", region_name=REGION)
+        for key in ("FunctionLogGroupName", "WorkerLogGroupName"):
+            found = logs.describe_log_groups(logGroupNamePrefix=outputs[key])[
+                "logGroups"
+            ]
+            assert [(g["logGroupName"], g["retentionInDays"]) for g in found] == [
+                (outputs[key], 14)
+            ]
+
+        function_task = ecs.describe_task_definition(
+            taskDefinition=outputs["FunctionTaskDefinitionArn"]
+        )["taskDefinition"]
+        assert [c["name"] for c in function_task["containerDefinitions"]] == [
+            "function"
+        ]
+
+        services = ecs.describe_services(
+            cluster=outputs["ClusterName"],
+            services=ecs.list_services(cluster=outputs["ClusterName"])["serviceArns"],
+        )["services"]
+        assert len(services) == 1
+        worker_task = ecs.describe_task_definition(
+            taskDefinition=services[0]["taskDefinition"]
+        )["taskDefinition"]
+        (worker,) = worker_task["containerDefinitions"]
+        env = {e["name"]: e["value"] for e in worker["environment"]}
+        assert env["MULTINODE_BACKEND"] == "fargate"
+        assert env["MULTINODE_FARGATE_CLUSTER"] == outputs["ClusterName"]
+        assert (
+            env["MULTINODE_FARGATE_TASK_DEFINITION"]
+            == outputs["FunctionTaskDefinitionArn"]
+        )
+        assert env["MULTINODE_FARGATE_SUBNETS"].split(",") == subnets
+        assert env["MULTINODE_FARGATE_SECURITY_GROUPS"] == outputs["SecurityGroupId"]
+        assert env["MULTINODE_PACKAGE_STORE"] == outputs["PackageStore"]
+        assert env["MULTINODE_FUNCTION_LOG_GROUP"] == outputs["FunctionLogGroupName"]
+        assert env["TEMPORAL_ADDRESS"] == parameters["TemporalAddress"]
+        assert env["TEMPORAL_NAMESPACE"] == parameters["TemporalNamespace"]
+        assert "TEMPORAL_API_KEY" not in env
+        assert worker["secrets"] == [
+            {"name": "TEMPORAL_API_KEY", "valueFrom": secret_arn}
+        ]
