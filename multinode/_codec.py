@@ -16,7 +16,7 @@ from multinode.errors import EncodingError, PayloadTooLargeError
 
 def encode(value: Any, what: str) -> str:
     try:
-        text: str = jsonpickle.encode(value)
+        text: str = jsonpickle.encode(value, keys=True)
     except Exception as exc:  # jsonpickle raises whatever the object's reducer raises
         raise EncodingError(f"{what} cannot be encoded: {type(exc).__name__}: {exc}") from exc
     if len(text) > L.PAYLOAD_MAX_CHARS:
@@ -31,7 +31,7 @@ def decode(text: str | None) -> Any:
     if text is None:
         return None
     try:
-        return jsonpickle.decode(text)
+        return jsonpickle.decode(text, keys=True)
     except Exception as exc:
         raise EncodingError(f"a value could not be decoded: {type(exc).__name__}: {exc}") from exc
 

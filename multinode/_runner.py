@@ -27,6 +27,7 @@ ENV_REPORT_FD = "MULTINODE_REPORT_FD"
 ENV_INPUT_PATH = "MULTINODE_INPUT_PATH"
 ENV_FUNCTION = "MULTINODE_FUNCTION"
 ENV_CODE_DIR = "MULTINODE_CODE_DIR"
+ENV_CPU_CGROUP = "MULTINODE_CPU_CGROUP_PROCS"
 
 # Progress is coalesced: at most one frame per interval, always ending on the latest value.
 PROGRESS_INTERVAL_SECONDS = 0.05
@@ -141,6 +142,13 @@ def _exit(code: int) -> NoReturn:
     os._exit(code)
 
 
+def _enter_cpu_limit() -> None:
+    procs = os.environ.pop(ENV_CPU_CGROUP, None)
+    if procs:
+        with open(procs, "w") as handle:
+            handle.write(str(os.getpid()))
+
+
 def _load_function(code_dir: str, name: str) -> Any:
     from dotenv import dotenv_values
 
@@ -150,6 +158,7 @@ def _load_function(code_dir: str, name: str) -> Any:
             if value is not None:
                 os.environ.setdefault(key, value)
     sys.path.insert(0, code_dir)
+    _enter_cpu_limit()
     import importlib
 
     importlib.import_module("main")

@@ -35,10 +35,18 @@ class Cgroup:
         return [d for d in (self.memory_dir, self.cpu_dir) if d is not None]
 
     def join(self) -> None:
-        """Move the calling process in; runs in the child between fork and exec."""
-        pid = str(os.getpid())
-        for directory in self.dirs:
-            (directory / "cgroup.procs").write_text(pid)
+        """Move the calling process into the memory limit (and, on v2, the cpu limit too);
+        runs in the child between fork and exec."""
+        if self.memory_dir is not None:
+            (self.memory_dir / "cgroup.procs").write_text(str(os.getpid()))
+
+    @property
+    def deferred_cpu_procs(self) -> Path | None:
+        """On v1 the cpu limit is joined by the function's process itself, once the runtime's
+        own start-up is done, so the function's budget pays only for the function."""
+        if self.unified or self.cpu_dir is None:
+            return None
+        return self.cpu_dir / "cgroup.procs"
 
     def oom_killed(self) -> bool:
         if self.memory_dir is None:

@@ -48,7 +48,7 @@ FARGATE_SIZES: tuple[FargateSize, ...] = tuple(
 
 def smallest_fargate_size(cpu: float, memory_mib: int) -> FargateSize:
     """Return the cheapest Fargate size with at least `cpu` vCPUs and `memory_mib` MiB."""
-    # Rounding first keeps float noise (e.g. 0.1 * 3 * 1024) from bumping a tier.
+    # Rounding first keeps float noise (2.2 - 1.2 == 1.0000000000000002) from bumping a tier.
     need_cpu = math.ceil(round(cpu * 1024, 6))
     for size in FARGATE_SIZES:
         if size.cpu_units >= need_cpu and size.memory_mib >= memory_mib:

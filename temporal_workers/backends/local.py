@@ -141,7 +141,7 @@ class LocalBackend(ContainerBackend):
         directory.mkdir(parents=True, exist_ok=True)
         return directory
 
-    def _environment(self, request: AttemptRequest, code_dir: Path, input_path: Path, fd: int) -> dict[str, str]:
+    def _environment(self, request: AttemptRequest, code_dir: Path, input_path: Path) -> dict[str, str]:
         invocation = request.invocation
         connection = self._settings.connection
         env = {
@@ -162,7 +162,6 @@ class LocalBackend(ContainerBackend):
                 _runner.ENV_FUNCTION: invocation.function_name,
                 _runner.ENV_CODE_DIR: str(code_dir),
                 _runner.ENV_INPUT_PATH: str(input_path),
-                _runner.ENV_REPORT_FD: str(fd),
             }
         )
         if connection.api_key:
@@ -182,13 +181,17 @@ class LocalBackend(ContainerBackend):
             invocation.options.cpu,
             invocation.options.memory_mib,
         )
+        env = self._environment(request, code_dir, input_path)
+        if cgroup is not None and cgroup.deferred_cpu_procs is not None:
+            env[_runner.ENV_CPU_CGROUP] = str(cgroup.deferred_cpu_procs)
         read_fd, write_fd = os.pipe()
+        env[_runner.ENV_REPORT_FD] = str(write_fd)
         log_file = open(log_path, "ab")
         try:
             proc = await asyncio.create_subprocess_exec(
                 str(python), "-m", "multinode._runner",
                 cwd=code_dir,
-                env=self._environment(request, code_dir, input_path, write_fd),
+                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=asyncio.subprocess.STDOUT,

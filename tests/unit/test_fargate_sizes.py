@@ -81,8 +81,9 @@ def test_ecs_strings() -> None:
         (10, 1024, (16384, 32768)),
         (16, 65536, (16384, 65536)),
         (16, 122880, (16384, 122880)),
-        # 1.1 - 0.1 is 1.0000000000000002; it must not bump to the 2 vCPU tier.
-        (1.1 - 0.1, 2048, (1024, 2048)),
+        # Float noise must not bump a request into the next CPU tier.
+        (2.2 - 1.2, 2048, (1024, 2048)),  # 1.0000000000000002
+        (1.1 - 0.85, 512, (256, 512)),  # 0.2500000000000001
     ],
 )
 def test_smallest_fargate_size(

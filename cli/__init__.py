@@ -1,0 +1,1 @@
+"""The `multinode` command line: a thin shell over the SDK."""

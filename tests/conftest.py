@@ -1,0 +1,155 @@
+"""Test tiers: unit (needs nothing), engine and e2e (a real Temporal dev server, started here on
+free 127.0.0.1 ports, and real workers). One dev server and worker per test session; every test
+uses its own project names, so tests never see each other's invocations."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_TASKS = REPO / "tasks"
+GRACE_PERIOD_SECONDS = 2
+HEARTBEAT_TIMEOUT_SECONDS = 3
+
+
+def free_port_block(span: int = 12) -> int:
+    """A base port whose next `span` ports are free (the dev server pins port+10, port+11)."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + span >= 65535:
+            continue
+        ok = True
+        for port in range(base, base + span):
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+@dataclass
+class ControlPlane:
+    home: Path
+    address: str
+    task_queue: str
+    server: object
+    env: dict[str, str]
+    workers: list[subprocess.Popen[bytes]]
+
+    def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
+        log = open(self.home / f"worker-{len(self.workers)}.log", "ab")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "temporal_workers"],
+            env={**self.env, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers.append(worker)
+        return worker
+
+    def worker_log(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.home.glob("worker-*.log")))
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    from multinode import _client
+    from multinode._devserver import DevServer, DevServerConfig
+
+    home = tmp_path_factory.mktemp("multinode-home")
+    port = free_port_block()
+    config = DevServerConfig(home=home, port=port, headless=True)
+    server = DevServer(config).start()
+    env = {
+        **os.environ,
+        "MULTINODE_HOME": str(home),
+        "MULTINODE_API_URL": config.address,
+        "MULTINODE_TASK_QUEUE": f"tests-{uuid.uuid4().hex[:8]}",
+        "MULTINODE_GRACE_PERIOD_SECONDS": str(GRACE_PERIOD_SECONDS),
+        "MULTINODE_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
+    }
+    env.pop("MULTINODE_API_KEY", None)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: v for k, v in env.items() if k.startswith("MULTINODE_")})
+    _client.set_default_client(None)
+    plane = ControlPlane(home, config.address, env["MULTINODE_TASK_QUEUE"], server, env, [])
+    plane.start_worker()
+    try:
+        yield plane
+    finally:
+        for worker in plane.workers:
+            if worker.poll() is None:
+                worker.terminate()
+                try:
+                    worker.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _client.set_default_client(None)
+
+
+@pytest.fixture
+def project_name(request: pytest.FixtureRequest) -> str:
+    """A project name no other test uses."""
+    stem = "".join(c if c.isalnum() else "_" for c in request.node.name)[:30]
+    return f"t_{stem}_{uuid.uuid4().hex[:6]}"
+
+
+def write_tasks(folder: Path, main_py: str, **files: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "main.py").write_text(main_py)
+    for name, text in files.items():
+        path = folder / name.replace("__", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return folder
+
+
+@pytest.fixture
+def deploy_tasks(control_plane: ControlPlane, project_name: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Deploy a tasks folder (a path, or main.py source) as this test's project."""
+    from multinode._deploy import deploy
+
+    def _deploy(source: Path | str, **files: str):  # type: ignore[no-untyped-def]
+        folder = source if isinstance(source, Path) else write_tasks(tmp_path / "tasks", source, **files)
+        return deploy(folder, project_name)
+
+    return _deploy
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(interval)
+
+
+def copy_example_tasks(destination: Path) -> Path:
+    shutil.copytree(EXAMPLE_TASKS, destination)
+    return destination
