@@ -20,6 +20,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributeKey,
@@ -53,6 +54,7 @@ from multinode.errors import (
 T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS = 10.0
+CANCEL_ACK_TIMEOUT_SECONDS = 5.0
 
 KEY_PROJECT = SearchAttributeKey.for_keyword(_names.SA_PROJECT)
 KEY_FUNCTION = SearchAttributeKey.for_keyword(_names.SA_FUNCTION)
@@ -310,20 +312,28 @@ class Engine:
         return await self._final_record(handle)
 
     async def cancel_invocation(self, invocation_id: str) -> CancelReply:
+        """Request cancellation durably (one RPC the engine records, no worker needed), then
+        wait briefly for the workflow to acknowledge it, so `.get` right after sees CANCELLING."""
         handle = self._handle(invocation_id)
         try:
-            reply: CancelReply = await handle.execute_update(
-                _names.CANCEL_UPDATE, result_type=CancelReply
-            )
-            return reply
+            await handle.cancel()
         except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
+            if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
                 raise translate_rpc_error(exc, "cancelling the invocation") from None
-        except WorkflowUpdateFailedError as exc:
-            raise MultinodeError(f"cancel failed: {exc.cause}") from None
-        # The workflow is closed (or never existed): nothing to cancel.
-        record, _ = await self.get_invocation(invocation_id)
-        return CancelReply(requested=False, status=record.status)
+            # The workflow is closed (or never existed): nothing to cancel.
+            record, _ = await self.get_invocation(invocation_id)
+            return CancelReply(requested=False, status=record.status)
+        try:
+            reply: CancelReply = await asyncio.wait_for(
+                handle.execute_update(_names.CANCEL_UPDATE, result_type=CancelReply),
+                timeout=CANCEL_ACK_TIMEOUT_SECONDS,
+            )
+        except (asyncio.TimeoutError, RPCError, WorkflowUpdateFailedError,
+                WorkflowUpdateRPCTimeoutOrCancelledError):
+            # No worker to acknowledge right now: the recorded request is acted on when one runs.
+            return CancelReply(requested=True, status=InvocationStatus.CANCELLING.value)
+        # The engine-level request is already recorded, so the update reports the state it left.
+        return CancelReply(requested=True, status=reply.status)
 
     async def list_invocation_ids(self, query: str) -> AsyncIterator[str]:
         try:
@@ -331,6 +341,85 @@ class Engine:
                 yield execution.id
         except RPCError as exc:
             raise translate_rpc_error(exc, "listing invocations") from None
+
+    # ----- administration: undeploy, listing, inspection (multinode._admin) -----------------
+
+    async def undeploy_project(self, project_name: str, *, finish: bool) -> None:
+        """`finish=False` marks the project closing (no new version, starts refused);
+        `finish=True` ends its workflow, which deletes it."""
+        handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
+        try:
+            await handle.execute_update(_names.UNDEPLOY_UPDATE, finish)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise _no_project(project_name) from None
+            raise translate_rpc_error(exc, "undeploy") from None
+        except WorkflowUpdateFailedError as exc:
+            raise MultinodeError(f"undeploy failed: {exc.cause}") from None
+
+    async def project_is_closing(self, project_name: str) -> bool:
+        """Whether the project is being undeployed; raises for a missing project."""
+        handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
+        try:
+            description = await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise _no_project(project_name) from None
+            raise translate_rpc_error(exc, "reading the project") from None
+        if description.status not in _OPEN:
+            raise _no_project(project_name)
+        closing: bool = await description.memo_value(_names.MEMO_CLOSING, default=False)
+        return bool(closing)
+
+    async def project_listings(self) -> list[ProjectListing]:
+        """Every deployed project with its latest version and creation time."""
+        query = f'WorkflowType = "{_names.PROJECT_WORKFLOW}" AND ExecutionStatus = "Running"'
+        found: list[ProjectListing] = []
+
+        async def collect() -> None:
+            async for execution in self.client.list_workflows(query):
+                latest: VersionManifest = await execution.memo_value(
+                    _names.MEMO_LATEST, type_hint=VersionManifest
+                )
+                created = await execution.memo_value(_names.MEMO_CREATED_AT, default=None)
+                closing = await execution.memo_value(_names.MEMO_CLOSING, default=False)
+                created_at = (
+                    datetime.fromtimestamp(float(created), tz=UTC)
+                    if isinstance(created, (int, float))
+                    else _aware(execution.start_time)
+                )
+                found.append(ProjectListing(latest.project_name, latest, created_at, bool(closing)))
+
+        await self._call("listing projects", collect)
+        return sorted(found, key=lambda p: p.project_name)
+
+    async def invocation_rows(self, query: str, limit: int) -> list[InvocationRow]:
+        """The `limit` newest invocations matching a visibility query, newest first.
+
+        Visibility has no ORDER BY: running ones come newest first, closed ones by close time,
+        so both are read separately and merged by id (ids sort by creation time)."""
+        rows: list[InvocationRow] = []
+
+        async def collect(status_clause: str) -> None:
+            async for execution in self.client.list_workflows(
+                f"{query} AND {status_clause}", limit=limit, page_size=min(max(limit, 1), 1000)
+            ):
+                rows.append(_invocation_row(execution))
+
+        await self._call("listing invocations", lambda: collect('ExecutionStatus = "Running"'))
+        await self._call("listing invocations", lambda: collect('ExecutionStatus != "Running"'))
+        rows.sort(key=lambda r: r.invocation_id, reverse=True)
+        return rows[:limit]
+
+    async def attempt_progress(self, invocation_id: str) -> AttemptProgress | None:
+        """The running attempt's latest heartbeat (number, phase, start), if one is running."""
+        try:
+            description = await self._handle(invocation_id).describe()
+        except RPCError as exc:
+            raise _invocation_error(exc, invocation_id) from None
+        if description.status not in _OPEN:
+            return None
+        return await self._attempt_progress(description.raw_description)
 
 
 def invocations_query(project_name: str, function_name: str | None) -> str:
@@ -364,3 +453,102 @@ def _invocation_error(exc: RPCError, invocation_id: str) -> MultinodeError:
     if exc.status == RPCStatusCode.NOT_FOUND:
         return InvocationDoesNotExistError(f"no invocation with id {invocation_id!r}")
     return translate_rpc_error(exc, f"reading invocation {invocation_id}")
+
+
+# ----- administration helpers (added with multinode._admin) ---------------------------------
+# Imported here rather than at the top so that this block only ever appends to the module.
+
+from datetime import UTC, datetime, timedelta
+
+from multinode._views import InvocationRow, ProjectListing
+
+
+def _aware(moment: datetime | None) -> datetime:
+    if moment is None:
+        return datetime.fromtimestamp(0, tz=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_ENGINE_STATUS = {
+    WorkflowExecutionStatus.TERMINATED: "TERMINATED",
+    WorkflowExecutionStatus.FAILED: "FAILED",
+    WorkflowExecutionStatus.TIMED_OUT: "TIMED_OUT",
+    WorkflowExecutionStatus.CANCELED: "CANCELLED",
+}
+
+
+def _invocation_row(execution: Any) -> InvocationRow:
+    attributes = execution.typed_search_attributes
+
+    def attribute(key: SearchAttributeKey[str]) -> str | None:
+        value = attributes.get(key)
+        return str(value) if value else None
+
+    status = attribute(KEY_STATUS) or InvocationStatus.PENDING.value
+    try:
+        final = InvocationStatus(status).is_final
+    except ValueError:
+        final = False
+    if execution.status not in _OPEN and not final:
+        # The workflow ended without publishing a final status (terminated in the engine).
+        status = _ENGINE_STATUS.get(execution.status, status)
+    return InvocationRow(
+        invocation_id=execution.id,
+        project_name=attribute(KEY_PROJECT),
+        function_name=attribute(KEY_FUNCTION),
+        version_id=attribute(KEY_VERSION),
+        status=status,
+        parent_invocation_id=attribute(KEY_PARENT),
+        created_at=_aware(execution.start_time) if execution.start_time else None,
+        ended_at=_aware(execution.close_time) if execution.close_time else None,
+    )
+
+
+async def probe(settings: ConnectionSettings, timeout: float = CONNECT_TIMEOUT_SECONDS) -> str:
+    """Connect with these settings and read the namespace: what `multinode login` checks.
+    Returns the server's version. Raises ControlPlaneUnavailableError with one clear line."""
+
+    def failure(detail: str) -> ControlPlaneUnavailableError:
+        hint = ""
+        lowered = detail.lower()
+        if settings.uses_tls and any(
+            word in lowered for word in ("invalidcontenttype", "tls", "handshake", "certificate")
+        ):
+            hint = " (an API key turns TLS on: does this control plane accept TLS connections?)"
+        return ControlPlaneUnavailableError(
+            f"cannot reach the Multinode control plane at {settings.api_url}: {detail}{hint}"
+        )
+
+    try:
+        client = await asyncio.wait_for(
+            Client.connect(
+                settings.api_url,
+                namespace=settings.namespace,
+                api_key=settings.api_key,
+                tls=settings.uses_tls,
+            ),
+            timeout=timeout,
+        )
+        info = await client.workflow_service.get_system_info(
+            temporalio.api.workflowservice.v1.GetSystemInfoRequest(),
+            timeout=timedelta(seconds=timeout),
+        )
+        await client.workflow_service.describe_namespace(
+            temporalio.api.workflowservice.v1.DescribeNamespaceRequest(namespace=settings.namespace),
+            timeout=timedelta(seconds=timeout),
+        )
+    except TimeoutError:
+        raise failure(f"no answer within {timeout:g} s") from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise ControlPlaneUnavailableError(
+                f"the control plane at {settings.api_url} has no namespace {settings.namespace!r}"
+            ) from None
+        if exc.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
+            raise ControlPlaneUnavailableError(
+                f"the control plane at {settings.api_url} refused the credentials ({_one_line(exc)})"
+            ) from None
+        raise failure(_one_line(exc)) from None
+    except (RuntimeError, OSError) as exc:
+        raise failure(_one_line(exc)) from None
+    return str(info.server_version or "unknown")

@@ -208,8 +208,10 @@ class Function(Generic[P, R]):
 
         async def cancel() -> bool:
             engine = await self.client.engine()
-            record, _ = await engine.get_invocation(invocation_id)
+            record, ended = await engine.get_invocation(invocation_id)
             self._check_owner(record)
+            if ended:
+                return False
             reply = await engine.cancel_invocation(invocation_id)
             return reply.requested
 

@@ -37,3 +37,12 @@ DEFAULT_UI_PORT = 8233
 
 def project_workflow_id(project_name: str) -> str:
     return PROJECT_WORKFLOW_ID_PREFIX + project_name
+
+
+# Project administration (undeploy), added after the foundation: the project workflow's
+# `undeploy` update (argument `finish`: False marks the project closing, True ends it), and the
+# memo keys it maintains next to "latest".
+UNDEPLOY_UPDATE = "undeploy"
+MEMO_LATEST = "latest"
+MEMO_CLOSING = "closing"
+MEMO_CREATED_AT = "created_at"

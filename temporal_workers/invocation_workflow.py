@@ -189,6 +189,7 @@ class InvocationWorkflow:
 
     @workflow.update(name=_names.CANCEL_UPDATE)
     def cancel(self) -> CancelReply:
+        """Acknowledge a cancel: the engine-level request usually arrives in the same task."""
         if self._record.status in FINAL:
             return CancelReply(requested=False, status=self._record.status)
         self._request_cancel()

@@ -114,6 +114,9 @@ class CgroupLimiter:
         return self.mode != "none"
 
     def _own_path(self, controller: str) -> str:
+        """Our own cgroup, so attempts nest under the worker's (and its limits) on this host."""
+        if self._root != CGROUP_ROOT:
+            return ""
         try:
             for line in Path("/proc/self/cgroup").read_text().splitlines():
                 _, controllers, path = line.split(":", 2)

@@ -1,0 +1,87 @@
+"""A lost activity task: the engine records the attempt as started but no worker ever runs it.
+It must be noticed within the heartbeat timeout and run again, without counting as a failed
+attempt. A 'black hole' worker plays the loss: it accepts the attempt and never heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client as TemporalClient
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+import multinode as mn
+from multinode import _names
+from multinode._wire import AttemptOutcome, AttemptRequest
+from temporal_workers.invocation_workflow import InvocationWorkflow
+from multinode import InvocationStatus
+from tests.conftest import HEARTBEAT_TIMEOUT_SECONDS, ControlPlane, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+
+
+def _black_hole_worker(address: str, queue: str, ready: threading.Event, stop: threading.Event) -> None:
+    taken = threading.Event()
+
+    @activity.defn(name=_names.RUN_ATTEMPT_ACTIVITY)
+    async def swallow(request: AttemptRequest) -> AttemptOutcome:
+        taken.set()
+        while not stop.is_set():  # never heartbeats, never finishes on its own
+            try:
+                await asyncio.sleep(0.1)
+            except asyncio.CancelledError:
+                continue
+        raise RuntimeError("the black hole closes")
+
+    async def run() -> None:
+        client = await TemporalClient.connect(address)
+        worker = Worker(
+            client, task_queue=queue, workflows=[InvocationWorkflow], activities=[swallow],
+            workflow_runner=UnsandboxedWorkflowRunner(), max_concurrent_activities=1,
+            graceful_shutdown_timeout=timedelta(seconds=1),
+        )
+        async with worker:
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+
+    ready.taken = taken  # type: ignore[attr-defined]
+    asyncio.run(run())
+
+
+def test_lost_attempt_is_rerun_without_counting(control_plane: ControlPlane, deploy_tasks, tmp_path: Path) -> None:
+    from multinode._client import Client
+    from multinode._settings import resolve_settings
+
+    project = deploy_tasks(
+        "from multinode import Multinode\nmn = Multinode()\n@mn.function()\ndef answer():\n    return 42\n"
+    ).project_name
+    queue = f"lossy-{uuid.uuid4().hex[:8]}"
+    settings = resolve_settings()
+    client = Client(type(settings)(settings.api_url, None, settings.namespace, queue, "environment"))
+    answer = mn.Function("answer", project_name=project, client=client)
+
+    ready, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(target=_black_hole_worker, args=(control_plane.address, queue, ready, stop), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(30)
+        invocation_id = answer.start()
+        wait_until(ready.taken.is_set, timeout=30, message="the black hole took the attempt")  # type: ignore[attr-defined]
+        lost_at = time.monotonic()
+        control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+        assert answer.await_result(invocation_id, timeout=60) == 42
+        # Noticed through the heartbeat timeout, not the attempt's one-hour timeout.
+        assert time.monotonic() - lost_at < HEARTBEAT_TIMEOUT_SECONDS + 15
+        final = answer.get(invocation_id)
+        assert final.status == InvocationStatus.SUCCEEDED
+        assert final.num_failed_attempts == 0 and len(final.attempts) == 1
+    finally:
+        stop.set()
+        thread.join(timeout=15)
