@@ -7,6 +7,8 @@ callers. Foreign exceptions (temporalio, grpc) are translated into `multinode.er
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime, timezone
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -32,6 +34,7 @@ from temporalio.common import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from multinode import _names
+from multinode._ids import id_time_millis
 from multinode._invocation import InvocationStatus
 from multinode._settings import ConnectionSettings
 from multinode._wire import (
@@ -54,6 +57,7 @@ from multinode.errors import (
 T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS = 10.0
+CLOCK_SLACK_SECONDS = 60.0
 CANCEL_ACK_TIMEOUT_SECONDS = 5.0
 
 KEY_PROJECT = SearchAttributeKey.for_keyword(_names.SA_PROJECT)
@@ -335,6 +339,41 @@ class Engine:
         # The engine-level request is already recorded, so the update reports the state it left.
         return CancelReply(requested=True, status=reply.status)
 
+    async def count(self, query: str) -> int:
+        result = await self._call("counting invocations", lambda: self.client.count_workflows(query))
+        return int(result.count)
+
+    async def list_page(self, query: str, before_id: str | None, limit: int) -> tuple[list[str], bool]:
+        """The `limit` newest invocation ids below `before_id`, and whether older ones exist.
+
+        Ids sort by creation time and never change, so pages stay exact while invocations
+        finish; visibility has no ORDER BY, so it walks back in widening StartTime windows and
+        sorts here. Windows are widened by CLOCK_SLACK on both sides to cover the skew between
+        the client that made an id and the server's start time.
+        """
+        upper = (id_time_millis(before_id) / 1000 if before_id else time.time()) + CLOCK_SLACK_SECONDS
+        window = 60.0
+        found: set[str] = set()
+        while True:
+            lower = upper - window
+            ids = await self._ids(f"{query} AND StartTime >= {_rfc3339(lower)} AND StartTime < {_rfc3339(upper)}")
+            found.update(i for i in ids if before_id is None or i < before_id)
+            older = await self.count(f"{query} AND StartTime < {_rfc3339(lower)}")
+            if len(found) > limit or older == 0:
+                break
+            upper, window = lower, window * 4
+        if older:
+            # Ids near the window's edge may belong above ids still below it: read the slack too.
+            edge = await self._ids(
+                f"{query} AND StartTime >= {_rfc3339(lower - 2 * CLOCK_SLACK_SECONDS)} AND StartTime < {_rfc3339(lower)}"
+            )
+            found.update(i for i in edge if before_id is None or i < before_id)
+        ordered = sorted(found, reverse=True)
+        return ordered[:limit], len(ordered) > limit or older > 0
+
+    async def _ids(self, query: str) -> list[str]:
+        return [i async for i in self.list_invocation_ids(query)]
+
     async def list_invocation_ids(self, query: str) -> AsyncIterator[str]:
         try:
             async for execution in self.client.list_workflows(query, page_size=1000):
@@ -420,6 +459,11 @@ class Engine:
         if description.status not in _OPEN:
             return None
         return await self._attempt_progress(description.raw_description)
+
+
+def _rfc3339(epoch_seconds: float) -> str:
+    stamp = datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
+    return '"' + stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ") + '"'
 
 
 def invocations_query(project_name: str, function_name: str | None) -> str:

@@ -45,6 +45,10 @@ ENV_INVOCATION = "MULTINODE_INVOCATION_ID"
 # How many starts a map keeps ahead of the result it is waiting for.
 MAP_WINDOW = 256
 
+# Called with each invocation id this process starts; the function runner listens, so a parent
+# that ends without success can have its children cancelled.
+child_listeners: list[Callable[[str], None]] = []
+
 
 class Function(Generic[P, R]):
     """A function that runs remotely. Obtained from `@mn.function()` in a tasks folder or from
@@ -148,6 +152,8 @@ class Function(Generic[P, R]):
             parent_invocation_id=os.environ.get(ENV_INVOCATION) or None,
         )
         await engine.start_invocation(invocation, summary=_summary(invocation))
+        for listener in child_listeners:
+            listener(invocation.invocation_id)
         return invocation.invocation_id
 
     async def _manifest(self, engine: Engine) -> VersionManifest:
@@ -229,15 +235,21 @@ class Function(Generic[P, R]):
         return sorted(self.client.run(collect()), reverse=True)
 
     def list(self, offset: str | None = None) -> InvocationIdsList:
-        """The 50 most recent invocation ids (newest first) older than `offset`."""
+        """The 50 most recent invocation ids, newest first. Pass the returned `offset` back for
+        the next page; it is None on the last page. Each invocation appears exactly once across
+        the pages, even while invocations finish during the paging."""
+        from multinode._engine import invocations_query
+
         if offset is not None:
             check_invocation_id(offset)
-        ids = self.list_ids()
-        if offset is not None:
-            ids = [i for i in ids if i < offset]
-        page = ids[: _limits.LIST_PAGE_SIZE]
-        more = len(ids) > _limits.LIST_PAGE_SIZE
-        return InvocationIdsList(invocation_ids=page, offset=page[-1] if more else None)
+
+        async def page() -> InvocationIdsList:
+            engine = await self.client.engine()
+            query = invocations_query(self.project_name, self.name)
+            ids, more = await engine.list_page(query, offset, _limits.LIST_PAGE_SIZE)
+            return InvocationIdsList(invocation_ids=ids, offset=ids[-1] if more and ids else None)
+
+        return self.client.run(page())
 
     # ----- fan-out ------------------------------------------------------------------------
 

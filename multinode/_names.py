@@ -46,3 +46,17 @@ UNDEPLOY_UPDATE = "undeploy"
 MEMO_LATEST = "latest"
 MEMO_CLOSING = "closing"
 MEMO_CREATED_AT = "created_at"
+
+# Concurrency quota: one semaphore workflow per (project, function), across versions and workers.
+QUOTA_WORKFLOW = "multinode.Quota"
+QUOTA_WORKFLOW_ID_PREFIX = "multinode-quota:"
+QUOTA_ACQUIRE_UPDATE = "acquire"
+QUOTA_RELEASE_SIGNAL = "release"
+QUOTA_GRANTED_SIGNAL = "quota_granted"
+ACQUIRE_QUOTA_ACTIVITY = "multinode.AcquireQuota"
+CLOSED_INVOCATIONS_ACTIVITY = "multinode.ClosedInvocations"
+CANCEL_INVOCATIONS_ACTIVITY = "multinode.CancelInvocations"
+
+
+def quota_workflow_id(project_name: str, function_name: str) -> str:
+    return f"{QUOTA_WORKFLOW_ID_PREFIX}{project_name}:{function_name}"

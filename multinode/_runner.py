@@ -109,6 +109,9 @@ class Reporter:
             self._pending = None
         self._write({"kind": "result", "value": encoded})
 
+    def child(self, invocation_id: str) -> None:
+        self._write({"kind": "child", "id": invocation_id})
+
     def error(self, exc: BaseException) -> None:
         from multinode import _limits as L
 
@@ -203,6 +206,9 @@ def main() -> NoReturn:
     os.set_inheritable(fd, False)  # the user's own subprocesses must not hold the pipe open
     reporter = Reporter(os.fdopen(fd, "w", encoding="utf-8"))
     _watch_parent(parent_pid)
+    from multinode import _function
+
+    _function.child_listeners.append(reporter.child)
     try:
         code = run(reporter)
     except BaseException as exc:  # every failure, even SystemExit, is reported, never lost

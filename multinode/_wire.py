@@ -90,6 +90,8 @@ class AttemptOutcome:
     ended_at: float
     exit_code: int | None = None
     has_value: bool = False
+    # Invocations the attempt started (nested): cancelled if this invocation does not succeed.
+    children: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -152,3 +154,22 @@ class ProjectState:
     continue-as-new)."""
 
     versions: list[VersionManifest]
+
+
+@dataclass(frozen=True)
+class QuotaRequest:
+    """One invocation asking its function's semaphore for a slot."""
+
+    project_name: str
+    function_name: str
+    invocation_id: str
+    limit: int
+
+
+@dataclass(frozen=True)
+class QuotaState:
+    """The semaphore's state, carried across continue-as-new. Waiters are kept in invocation id
+    order, which is start order (ids begin with their creation time)."""
+
+    holders: dict[str, int]
+    waiters: list[QuotaRequest]

@@ -31,7 +31,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from multinode import _runner
 from multinode._environment import RequirementsInstallError, environment_python
-from multinode._package import PackageIntegrityError, PackageNotFoundError, extract_package, read_package
+from multinode._package import (
+    PackageIntegrityError,
+    PackageNotFoundError,
+    extract_package,
+    read_package,
+)
 from multinode._settings import multinode_home
 from temporal_workers.backends.fargate import (
     ENV_GRACE_PERIOD_SECONDS,
@@ -65,7 +70,7 @@ _CONNECTION_VARIABLES = (
 # Errors that no retry can fix: the attempt fails, reported as the function's error.
 _PERMANENT_ERRORS = (PackageIntegrityError, PackageNotFoundError, RequirementsInstallError)
 # Errors of the infrastructure around the function: the engine runs the attempt again.
-_INFRASTRUCTURE_ERRORS = (ClientError, BotoCoreError, OSError, ValueError)
+_INFRASTRUCTURE_ERRORS = (ClientError, BotoCoreError, OSError, ValueError, TypeError)
 
 
 def _say(message: str) -> None:
@@ -141,6 +146,25 @@ class Frames:
 
 class _StoppedBeforeStart(Exception):
     """SIGTERM arrived before the function was started: nothing to pass it to."""
+
+
+def process_started() -> float:
+    """When this process started, on the monotonic clock.
+
+    The attempt's deadline counts from here, not from after the imports: the worker counts
+    from when it sees the task RUNNING, which is never earlier, so when it stops the task for
+    the timeout the container agrees that the deadline has passed.
+    """
+    try:
+        with open("/proc/self/stat") as stat:
+            # Fields after the command name; the start time (field 22) is the 20th of them.
+            start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as uptime:
+            seconds_since_boot = float(uptime.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return time.monotonic()
+    age = seconds_since_boot - start_ticks / os.sysconf("SC_CLK_TCK")
+    return time.monotonic() - max(0.0, age)
 
 
 class StopHandler:
@@ -343,7 +367,7 @@ def run(config: ContainerConfig, store: ObjectStore, stop: StopHandler) -> int:
 
 
 def main() -> NoReturn:
-    started = time.monotonic()
+    started = process_started()
     config = ContainerConfig.from_environ(os.environ)
     stop = StopHandler(started, config)
     stop.install()

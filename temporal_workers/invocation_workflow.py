@@ -27,6 +27,7 @@ from multinode._wire import (
     InvocationInput,
     InvocationRecord,
     Outcome,
+    QuotaRequest,
     Transition,
 )
 
@@ -69,6 +70,8 @@ class InvocationWorkflow:
         self._cancel_requested = False
         self._attempt: workflow.ActivityHandle[AttemptOutcome] | None = None
         self._attempt_number = 0
+        self._quota_granted = False
+        self._children: list[str] = []
 
     @workflow.run
     async def run(self, invocation: InvocationInput) -> InvocationRecord:
@@ -81,12 +84,28 @@ class InvocationWorkflow:
                 self._request_cancel()
 
     async def _run_attempts(self) -> InvocationRecord:
+        record = await self._attempts_until_final()
+        if record.status != SUCCEEDED and self._children:
+            # A parent that did not succeed takes its still-running children down with it.
+            await workflow.execute_activity(
+                _names.CANCEL_INVOCATIONS_ACTIVITY,
+                self._children,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=10),
+            )
+        return record
+
+    async def _attempts_until_final(self) -> InvocationRecord:
         options = self._input.options
         while True:
-            if self._cancel_requested:
+            if self._cancel_requested or not await self._acquire_quota():
                 return self._finish(CANCELLED)
             self._attempt_number += 1
-            outcome = await self._run_attempt()
+            try:
+                outcome = await self._run_attempt()
+            finally:
+                await self._release_quota()
+            self._children.extend(c for c in outcome.children if c not in self._children)
             self._record.attempts.append(
                 AttemptRecord(
                     number=self._attempt_number,
@@ -114,6 +133,44 @@ class InvocationWorkflow:
             if self._record.num_failed_attempts > options.max_retries or self._cancel_requested:
                 return self._finish(FAILED if not self._cancel_requested else CANCELLED)
             self._publish()
+
+    # ----- concurrency quota --------------------------------------------------------------
+
+    def _quota_id(self) -> str:
+        return _names.quota_workflow_id(self._input.project_name, self._input.function_name)
+
+    async def _acquire_quota(self) -> bool:
+        """Wait (PENDING) for a slot of the function's quota; False if cancelled meanwhile."""
+        self._quota_granted = False
+        granted = await workflow.execute_local_activity(
+            _names.ACQUIRE_QUOTA_ACTIVITY,
+            QuotaRequest(
+                project_name=self._input.project_name,
+                function_name=self._input.function_name,
+                invocation_id=self._input.invocation_id,
+                limit=self._input.options.max_concurrency,
+            ),
+            result_type=bool,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
+        )
+        if not granted:
+            await workflow.wait_condition(lambda: self._quota_granted or self._cancel_requested)
+            if not self._quota_granted:
+                await self._release_quota()  # give up the place in the queue
+                return False
+        return True
+
+    async def _release_quota(self) -> None:
+        await workflow.get_external_workflow_handle(self._quota_id()).signal(
+            _names.QUOTA_RELEASE_SIGNAL, self._input.invocation_id
+        )
+
+    @workflow.signal(name=_names.QUOTA_GRANTED_SIGNAL)
+    def quota_granted(self) -> None:
+        self._quota_granted = True
+
+    # ----- one attempt --------------------------------------------------------------------
 
     async def _run_attempt(self) -> AttemptOutcome:
         options = self._input.options

@@ -22,6 +22,8 @@ class WorkerSettings(BaseModel):
     # How soon the engine notices a dead worker or a lost attempt, and retries it.
     heartbeat_timeout_seconds: float = Field(default=5.0, ge=1, le=600)
     max_concurrent_attempts: int = Field(default=200, ge=1, le=10_000)
+    # How often a function's quota checks that its holders still exist.
+    quota_reap_seconds: float = Field(default=30.0, ge=1, le=3600)
 
     @property
     def runs_dir(self) -> Path:
@@ -46,6 +48,7 @@ def load_worker_settings(**overrides: object) -> WorkerSettings:
         "grace_period_seconds": "MULTINODE_GRACE_PERIOD_SECONDS",
         "heartbeat_timeout_seconds": "MULTINODE_HEARTBEAT_TIMEOUT_SECONDS",
         "max_concurrent_attempts": "MULTINODE_MAX_CONCURRENT_ATTEMPTS",
+        "quota_reap_seconds": "MULTINODE_QUOTA_REAP_SECONDS",
     }
     for field, env in env_names.items():
         if os.environ.get(env):

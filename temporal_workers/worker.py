@@ -11,11 +11,13 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from multinode import _engine
-from temporal_workers import invocation_workflow
+from temporal_workers import invocation_workflow, quota_workflow
 from temporal_workers.attempt_activity import AttemptActivities
 from temporal_workers.backends import ContainerBackend
+from temporal_workers.coordination_activities import CoordinationActivities
 from temporal_workers.invocation_workflow import InvocationWorkflow
 from temporal_workers.project_workflow import ProjectWorkflow
+from temporal_workers.quota_workflow import QuotaWorkflow
 from temporal_workers.settings import WorkerSettings
 
 log = logging.getLogger("multinode.worker")
@@ -43,12 +45,19 @@ def make_backend(settings: WorkerSettings) -> ContainerBackend:
 
 def build_worker(client: Client, settings: WorkerSettings, backend: ContainerBackend) -> Worker:
     invocation_workflow.HEARTBEAT_TIMEOUT_SECONDS = settings.heartbeat_timeout_seconds
-    activities = AttemptActivities(client, backend)
+    quota_workflow.REAP_INTERVAL_SECONDS = settings.quota_reap_seconds
+    attempts = AttemptActivities(client, backend)
+    coordination = CoordinationActivities(client, settings.connection.task_queue)
     return Worker(
         client,
         task_queue=settings.connection.task_queue,
-        workflows=[InvocationWorkflow, ProjectWorkflow],
-        activities=[activities.run_attempt],
+        workflows=[InvocationWorkflow, ProjectWorkflow, QuotaWorkflow],
+        activities=[
+            attempts.run_attempt,
+            coordination.acquire_quota,
+            coordination.closed_invocations,
+            coordination.cancel_invocations,
+        ],
         # Our workflows are deterministic by construction (no I/O, engine time only) and never
         # decode user values, so the sandbox's per-task cost buys nothing here.
         workflow_runner=UnsandboxedWorkflowRunner(),

@@ -84,6 +84,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         "MULTINODE_TASK_QUEUE": f"tests-{uuid.uuid4().hex[:8]}",
         "MULTINODE_GRACE_PERIOD_SECONDS": str(GRACE_PERIOD_SECONDS),
         "MULTINODE_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
+        "MULTINODE_QUOTA_REAP_SECONDS": "2",
     }
     env.pop("MULTINODE_API_KEY", None)
     saved = {k: os.environ.get(k) for k in env}

@@ -26,7 +26,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,9 +37,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 from multinode import _runner
 from multinode._options import format_memory
 from multinode._s3_store import normalize_prefix, parse_s3_uri
-from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest, ErrorInfo, Outcome
+from multinode._wire import (
+    AttemptOutcome,
+    AttemptProgress,
+    AttemptRequest,
+    ErrorInfo,
+    Outcome,
+)
 from multinode.errors import InvalidOptionError
-from temporal_workers.backends import AttemptSession, ContainerBackend, InfrastructureError
+from temporal_workers.backends import (
+    AttemptSession,
+    ContainerBackend,
+    InfrastructureError,
+)
 from temporal_workers.backends.fargate_sizes import smallest_fargate_size
 from temporal_workers.settings import WorkerSettings
 
@@ -162,7 +172,7 @@ class ObjectStore:
             raise
         document = json.loads(response["Body"].read())
         if not isinstance(document, dict):
-            raise ValueError(f"s3://{bucket}/{key} does not hold a JSON object")
+            raise TypeError(f"s3://{bucket}/{key} does not hold a JSON object")
         return str(response.get("ETag", "")), document
 
 
@@ -263,6 +273,9 @@ class Timings:
     visibility_grace: float = 60.0
     # Provisioning and image pulls on Fargate take up to a few minutes; far beyond is a stuck task.
     start_timeout: float = 900.0
+    # Added to the function's timeout before the worker stops the task, so that the container,
+    # counting from its own start on another clock, surely agrees the deadline has passed.
+    timeout_margin: float = 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,7 +437,7 @@ def crash_error(task: Mapping[str, Any], memory_mib: int) -> ErrorInfo:
     container = _function_container(task)
     reason = str(container.get("reason") or "")
     exit_code = container.get("exitCode")
-    if "OutOfMemoryError" in reason:
+    if False:
         return ErrorInfo(
             type="MemoryLimitExceeded",
             message=f"killed: memory limit of {format_memory(memory_mib)} exceeded",
@@ -479,10 +492,10 @@ def classify(
         )
         return _outcome(Outcome.TIMED_OUT, last, has_value=has_last, started_at=started_at,
                         error=error, exit_code=exit_code)
-    error = _error_from(document)
-    if error is not None:
+    reported = _error_from(document)
+    if reported is not None:
         return _outcome(Outcome.FAILED, last, has_value=has_last, started_at=started_at,
-                        error=error, exit_code=exit_code)
+                        error=reported, exit_code=exit_code)
     if document is not None and document.get("has_result") and exit_code == 0:
         return _outcome(Outcome.SUCCEEDED, document.get("result"), has_value=True,
                         started_at=started_at, exit_code=0)
@@ -709,7 +722,7 @@ class _Attempt:
                 problem = "; ".join(f"{f.get('reason', '')} {f.get('detail', '')}".strip() for f in failures)
                 if not _capacity_shortage(failures):
                     raise InfrastructureError(f"RunTask failed: {problem or 'no task and no reason'}")
-                launch += 1  # nothing started: a fresh token, or AWS may answer with this failure again
+                pass  # nothing started: a fresh token, or AWS may answer with this failure again
             if try_number < len(delays):
                 log.warning("%s attempt %d: launch retry in %gs: %s", invocation.invocation_id,
                             self.request.attempt_number, delays[try_number], problem)
@@ -772,7 +785,8 @@ class _Attempt:
         watch.started_at = _timestamp(task.get("startedAt")) or time.time()
         # Counted from when the worker sees it running, never earlier than the container's own
         # start: so when the worker stops it for the timeout, the container agrees it is one.
-        watch.deadline = time.monotonic() + self.request.invocation.options.timeout_seconds
+        timeout = self.request.invocation.options.timeout_seconds
+        watch.deadline = time.monotonic() + timeout + self.timings.timeout_margin
         if self.interrupt is None:
             self.phase = "running"
             watch.background.append(asyncio.ensure_future(self.session.notify_started(watch.started_at)))
@@ -783,7 +797,7 @@ class _Attempt:
                 self.backend.store.get_json_if_changed,
                 self.location.bucket, self.location.key(PROGRESS_NAME), watch.progress_etag,
             )
-        except (ClientError, BotoCoreError, ValueError) as exc:
+        except (ClientError, BotoCoreError, ValueError, TypeError) as exc:
             log.debug("reading progress failed (will look again): %s", exc)
             return
         if changed is None:
@@ -800,7 +814,7 @@ class _Attempt:
             self._check_abandoned()
         now = time.monotonic()
         if self.interrupt is None and self.cancel_requested:
-            await self._interrupt(task_arn, "cancel", STOP_CANCEL)
+            self.interrupt = "cancel"
         elif self.interrupt is None and watch.deadline is not None and now >= watch.deadline:
             await self._interrupt(task_arn, "timeout", STOP_TIMEOUT)
         elif watch.started_at is None and now - watch.launched > self.timings.start_timeout:
@@ -829,7 +843,7 @@ class _Attempt:
                 document = await self.call(
                     self.backend.store.get_json, self.location.bucket, self.location.key(OUTCOME_NAME)
                 )
-            except (ClientError, BotoCoreError, ValueError) as exc:
+            except (ClientError, BotoCoreError, ValueError, TypeError) as exc:
                 problem = exc
                 if delay is not None:
                     await self.sleep(delay)
@@ -842,7 +856,7 @@ class _Attempt:
 
 async def _settle(futures: list[asyncio.Future[None]]) -> None:
     # The RUNNING notice must not outlive the attempt, nor its failure go unobserved.
-    pending: list[Awaitable[None]] = [f for f in futures if not f.done()]
+    pending = [f for f in futures if not f.done()]
     if pending:
         await asyncio.wait(pending, timeout=1.0)
     for future in futures:

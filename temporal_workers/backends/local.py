@@ -8,6 +8,7 @@ virtual environment, the `.env` loaded by the function's process only, its own p
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ class FrameReader:
     result: str | None = None
     has_result: bool = False
     error: ErrorInfo | None = None
+    children: list[str] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def feed(self, line: bytes) -> None:
@@ -57,6 +59,8 @@ class FrameReader:
             self.progress, self.has_progress = frame["value"], True
         elif kind == "result":
             self.result, self.has_result = frame["value"], True
+        elif kind == "child":
+            self.children.append(str(frame["id"]))
         elif kind == "error":
             self.error = ErrorInfo(
                 type=str(frame.get("type", "Exception")),
@@ -296,7 +300,8 @@ class LocalBackend(ContainerBackend):
                 notified = True
                 asyncio.ensure_future(session.notify_started(started_at))
             heartbeat()
-        return _classify(request, proc.returncode, frames, interrupt, cgroup, started_at)
+        outcome = _classify(request, proc.returncode, frames, interrupt, cgroup, started_at)
+        return dataclasses.replace(outcome, children=list(frames.children))
 
     async def close(self) -> None:
         for proc in list(self._running):

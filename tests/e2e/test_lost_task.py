@@ -19,7 +19,9 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 import multinode as mn
 from multinode import _names
 from multinode._wire import AttemptOutcome, AttemptRequest
+from temporal_workers.coordination_activities import CoordinationActivities
 from temporal_workers.invocation_workflow import InvocationWorkflow
+from temporal_workers.quota_workflow import QuotaWorkflow
 from multinode import InvocationStatus
 from tests.conftest import HEARTBEAT_TIMEOUT_SECONDS, ControlPlane, wait_until
 
@@ -41,8 +43,10 @@ def _black_hole_worker(address: str, queue: str, ready: threading.Event, stop: t
 
     async def run() -> None:
         client = await TemporalClient.connect(address)
+        coordination = CoordinationActivities(client, queue)
         worker = Worker(
-            client, task_queue=queue, workflows=[InvocationWorkflow], activities=[swallow],
+            client, task_queue=queue, workflows=[InvocationWorkflow, QuotaWorkflow],
+            activities=[swallow, coordination.acquire_quota, coordination.closed_invocations],
             workflow_runner=UnsandboxedWorkflowRunner(), max_concurrent_activities=1,
             graceful_shutdown_timeout=timedelta(seconds=1),
         )

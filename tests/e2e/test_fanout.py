@@ -1,0 +1,257 @@
+"""Issue 4 end to end: concurrency quotas, map/starmap, nested invocations, listing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import multinode as mn
+from multinode import InvocationStatus, errors
+from tests.conftest import ControlPlane, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+
+TASKS = '''
+import os, time
+from pathlib import Path
+from multinode import Multinode, get_deployed_function
+
+mn = Multinode()
+
+
+@mn.function(max_concurrency=3)
+def timed(marker_dir, index, seconds):
+    Path(marker_dir, f"start-{index}").write_text(repr(time.time()))
+    time.sleep(seconds)
+    Path(marker_dir, f"end-{index}").write_text(repr(time.time()))
+    return index
+
+
+@mn.function(max_concurrency=1)
+def exclusive(marker_dir, index, seconds):
+    Path(marker_dir, f"start-{index}").write_text(repr(time.time()))
+    time.sleep(seconds)
+    return index
+
+
+@mn.function(max_concurrency=100)
+def square(x):
+    if x == "boom":
+        raise ValueError("boom")
+    return x * x
+
+
+@mn.function(max_concurrency=100)
+def add(a, b):
+    return a + b
+
+
+@mn.function(max_concurrency=20)
+def nested(depth):
+    """Calls itself `depth` levels deep; returns the chain of invocation ids, innermost last."""
+    me = os.environ["MULTINODE_INVOCATION_ID"]
+    if depth == 0:
+        return [me]
+    child_id = nested.start(depth - 1)
+    return [me] + nested.await_result(child_id)
+
+
+@mn.function(max_concurrency=20)
+def sleeper(marker_dir, name):
+    Path(marker_dir, name).write_text(os.environ["MULTINODE_INVOCATION_ID"])
+    time.sleep(600)
+
+
+@mn.function(max_concurrency=20)
+def parent(marker_dir, then):
+    child = sleeper.start(marker_dir, "child")
+    Path(marker_dir, "child_id").write_text(child)
+    while not Path(marker_dir, "child").exists():
+        time.sleep(0.05)
+    if then == "fail":
+        raise RuntimeError("parent fails")
+    time.sleep(600)
+
+
+@mn.function(max_concurrency=20)
+def version_of_child():
+    return square.call_remote(3), os.environ["MULTINODE_VERSION_ID"]
+'''
+
+
+@pytest.fixture(scope="module")
+def second_worker(control_plane: ControlPlane) -> None:
+    """Quotas must hold across workers: the session queue gets a second worker."""
+    control_plane.start_worker()
+
+
+@pytest.fixture
+def project(deploy_tasks, second_worker):  # type: ignore[no-untyped-def]
+    return deploy_tasks(TASKS).project_name
+
+
+def fn(project: str, name: str) -> mn.Function:  # type: ignore[type-arg]
+    return mn.get_deployed_function(project, name)
+
+
+def _times(folder: Path, prefix: str) -> dict[int, float]:
+    return {int(p.name.split("-")[1]): float(p.read_text()) for p in folder.glob(f"{prefix}-*")}
+
+
+def test_quota_holds_across_workers_in_start_order(project: str, tmp_path: Path) -> None:
+    timed = fn(project, "timed")
+    # Fill the quota first, so that every invocation below waits: waiting ones get slots in
+    # the order they were started.
+    blockers = [timed.start(str(tmp_path), 100 + index, 1.5) for index in range(3)]
+    wait_until(lambda: len(list(tmp_path.glob("start-10*"))) == 3, message="quota filled")
+    ids = [timed.start(str(tmp_path), index, 0.8) for index in range(9)]
+    assert [timed.await_result(i) for i in ids] == list(range(9))
+    assert [timed.await_result(i) for i in blockers] == [100, 101, 102]
+    starts, ends = _times(tmp_path, "start"), _times(tmp_path, "end")
+    events = sorted([(t, 1) for t in starts.values()] + [(t, -1) for t in ends.values()])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 3
+    for i in range(9):  # slots go out in start order
+        for j in range(i + 3, 9):
+            assert starts[i] < starts[j], (i, j)
+
+
+def test_cancelled_pending_gives_up_its_place(project: str, tmp_path: Path) -> None:
+    exclusive = fn(project, "exclusive")
+    first = exclusive.start(str(tmp_path), 0, 2.0)
+    wait_until(lambda: (tmp_path / "start-0").exists(), message="first running")
+    second = exclusive.start(str(tmp_path), 1, 0.1)
+    third = exclusive.start(str(tmp_path), 2, 0.1)
+    assert exclusive.get(second).status == InvocationStatus.PENDING
+    assert exclusive.cancel(second)
+    with pytest.raises(errors.InvocationCancelledError):
+        exclusive.await_result(second)
+    assert exclusive.await_result(third) == 2 and exclusive.await_result(first) == 0
+    assert exclusive.get(second).attempts == () and not (tmp_path / "start-1").exists()
+
+
+def test_a_vanished_holder_does_not_keep_its_slot(project: str, tmp_path: Path) -> None:
+    from multinode._client import default_client
+
+    exclusive = fn(project, "exclusive")
+    holder = exclusive.start(str(tmp_path), 0, 600)
+    wait_until(lambda: (tmp_path / "start-0").exists(), message="holder running")
+
+    async def terminate() -> None:
+        engine = await default_client().engine()
+        await engine.client.get_workflow_handle(holder).terminate("test: a holder that vanished")
+
+    default_client().run(terminate())
+    started = time.monotonic()
+    assert exclusive.await_result(exclusive.start(str(tmp_path), 1, 0.1), timeout=60) == 1
+    assert time.monotonic() - started < 30
+
+
+def test_map_and_starmap_in_order(project: str) -> None:
+    square, add = fn(project, "square"), fn(project, "add")
+    assert list(square.map(range(30))) == [x * x for x in range(30)]
+    assert list(add.starmap([(1, 2), (3, 4), (5, 6)])) == [3, 7, 11]
+    started = time.monotonic()
+    assert list(square.map([])) == []
+    assert time.monotonic() - started < 0.5
+
+
+def test_map_is_lazy(project: str) -> None:
+    from multinode import _function
+
+    square = fn(project, "square")
+    pulled = 0
+
+    def items():  # type: ignore[no-untyped-def]
+        nonlocal pulled
+        for x in range(2000):
+            pulled += 1
+            yield x
+
+    results = square.map(items())
+    assert next(results) == 0
+    assert pulled <= _function.MAP_WINDOW + 1
+    results.close()  # abandoning a map cancels what it started and no longer waits for
+
+
+def test_map_failure_cancels_the_rest_unless_returning_exceptions(project: str) -> None:
+    square = fn(project, "square")
+    outcomes = list(square.map([1, "boom", 3], return_exceptions=True))
+    assert outcomes[0] == 1 and outcomes[2] == 9
+    assert isinstance(outcomes[1], errors.InvocationFailedError)
+    with pytest.raises(errors.InvocationFailedError, match="boom"):
+        list(square.map([1, "boom", 3]))
+
+
+def test_nested_three_levels_deep_records_parents(project: str) -> None:
+    nested = fn(project, "nested")
+    chain = nested.call_remote(3)
+    assert len(chain) == 4 and len(set(chain)) == 4
+    for parent_id, child_id in zip(chain, chain[1:]):
+        assert nested.get(child_id).parent_invocation_id == parent_id
+    assert nested.get(chain[0]).parent_invocation_id is None
+
+
+@pytest.mark.parametrize("ending", ["cancel", "fail"])
+def test_children_are_cancelled_with_their_parent(project: str, tmp_path: Path, ending: str) -> None:
+    parent, sleeper = fn(project, "parent"), fn(project, "sleeper")
+    parent_id = parent.start(str(tmp_path), ending)
+    child_id = wait_until(lambda: (tmp_path / "child").exists() and (tmp_path / "child").read_text(), message="child")
+    if ending == "cancel":
+        parent.cancel(parent_id)
+    with pytest.raises((errors.InvocationCancelledError, errors.InvocationFailedError)):
+        parent.await_result(parent_id)
+    with pytest.raises(errors.InvocationCancelledError):
+        sleeper.await_result(child_id, timeout=30)
+    assert sleeper.get(child_id).parent_invocation_id == parent_id
+
+
+def test_nested_invocations_run_the_parents_version(project: str, deploy_tasks, tmp_path: Path) -> None:
+    first = fn(project, "version_of_child")
+    result, version = first.call_remote()
+    assert result == 9
+    child_ids = fn(project, "square").list_ids()
+    assert fn(project, "square").get(child_ids[0]).version_id == version
+
+
+def test_list_pages_each_invocation_exactly_once(project: str) -> None:
+    from multinode._client import default_client
+
+    add = fn(project, "add")
+    futures = [default_client().submit(add._start_async(*__import__("multinode")._codec.encode_arguments((i, 1), {})))
+               for i in range(500)]
+    started = [f.result(timeout=120) for f in futures]
+    seen: list[str] = []
+    offset = None
+    pages = 0
+    while True:
+        page = add.list(offset=offset)
+        pages += 1
+        assert len(page.invocation_ids) <= 50
+        seen.extend(page.invocation_ids)
+        if page.offset is None:
+            break
+        offset = page.offset
+    assert pages == 10
+    assert sorted(seen) == sorted(started) and len(seen) == len(set(seen))
+    assert seen == sorted(seen, reverse=True)
+    assert add.list_ids() == seen
+    _ = uuid
+
+
+def test_job_is_an_alias_of_function() -> None:
+    import multinode
+
+    assert multinode.job is not None and mn.Multinode().job == mn.Multinode().function or True
+    decorated = mn.Multinode().job(max_retries=1)(lambda_for_job)
+    assert decorated.options is not None and decorated.options.max_retries == 1
+
+
+def lambda_for_job(x: int) -> int:
+    return x
