@@ -38,6 +38,7 @@ from multinode.errors import (
     FunctionDoesNotExistError,
     InvocationDoesNotExistError,
     MultinodeError,
+    ProjectDoesNotExistError,
 )
 
 if TYPE_CHECKING:
@@ -145,11 +146,31 @@ def stored_profile_path() -> Path:
 # ----- projects and versions --------------------------------------------------------------
 
 
+def _refuse_if_closing(project_name: str, client: Client) -> None:
+    check_name(project_name, "project name")
+
+    async def check() -> None:
+        engine = await client.engine()
+        try:
+            _, closing = await engine.project_state(project_name)
+        except ProjectDoesNotExistError:
+            return
+        if closing:
+            raise MultinodeError(
+                f"project {project_name!r} is being undeployed; finish that first with "
+                f"`multinode undeploy --project-name={project_name}`"
+            )
+
+    client.run(check())
+
+
 def deploy(folder: Path | str, project_name: str, *, client: Client | None = None) -> VersionManifest:
     """Deploy a tasks folder as a new project (refuses an existing one: use `upgrade`)."""
     from multinode._deploy import CREATE
     from multinode._deploy import deploy as run_deploy
 
+    client = _client(client)
+    _refuse_if_closing(project_name, client)
     return run_deploy(folder, project_name, CREATE, client=client)
 
 
@@ -161,6 +182,8 @@ def upgrade(
     from multinode._deploy import UPGRADE, UPGRADE_OR_CREATE
     from multinode._deploy import deploy as run_deploy
 
+    client = _client(client)
+    _refuse_if_closing(project_name, client)
     return run_deploy(folder, project_name, UPGRADE_OR_CREATE if create else UPGRADE, client=client)
 
 
@@ -178,7 +201,7 @@ def in_flight_invocations(project_name: str, *, client: Client | None = None) ->
 
     async def collect() -> list[str]:
         engine = await client.engine()
-        await engine.latest_version(project_name)  # raises for a missing project
+        await engine.project_state(project_name)  # raises for a missing project
         return [i async for i in engine.list_invocation_ids(_open_query(project_name))]
 
     return client.run(collect())
@@ -300,6 +323,12 @@ class AttemptView:
 
 
 @dataclass(frozen=True)
+class StatusChange:
+    status: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class InvocationDescription:
     invocation_id: str
     project_name: str
@@ -314,7 +343,7 @@ class InvocationDescription:
     attempts: list[AttemptView]
     num_failed_attempts: int
     error: ErrorDetails | None
-    status_history: list[tuple[str, datetime]] = field(default_factory=list)
+    status_history: list[StatusChange] = field(default_factory=list)
     web_ui_url: str = ""
 
 
@@ -324,9 +353,9 @@ def describe_project(project_name: str, *, client: Client | None = None) -> Proj
 
     async def describe() -> ProjectDescription:
         engine = await client.engine()
-        closing = await engine.project_is_closing(project_name)
+        _, closing = await engine.project_state(project_name)
         versions = await _worker_bound(
-            engine.versions(project_name), "listing the versions", client.settings
+            engine.project_versions(project_name), "listing the versions", client.settings
         )
         return ProjectDescription(
             project_name=project_name,
@@ -351,9 +380,10 @@ def describe_version(
     async def describe() -> VersionManifest:
         engine = await client.engine()
         if version_id is None:
-            return await engine.latest_version(project_name)
+            latest, _ = await engine.project_state(project_name)
+            return latest
         return await _worker_bound(
-            engine.version(project_name, version_id), "reading the version", client.settings
+            engine.project_version(project_name, version_id), "reading the version", client.settings
         )
 
     return client.run(describe())
@@ -457,7 +487,7 @@ def describe_invocation(
             attempts=attempts,
             num_failed_attempts=record.num_failed_attempts,
             error=_details(record.error),
-            status_history=[(t.status, _utc(t.at)) for t in record.transitions],
+            status_history=[StatusChange(t.status, _utc(t.at)) for t in record.transitions],
             web_ui_url=invocation_url(record.invocation_id, client.settings),
         )
 

@@ -104,6 +104,7 @@ def command(config: DevServerConfig) -> list[str]:
         args += ["--ui-ip", HOST]
     for name in _names.SEARCH_ATTRIBUTES:
         args += ["--search-attribute", f"{name}=Keyword"]
+    args += ["--search-attribute", f"{_names.SA_CREATED}=Datetime"]
     for value in config.extra_dynamic_config:
         args += ["--dynamic-config-value", value]
     return args

@@ -12,12 +12,14 @@ from datetime import datetime, timezone
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import temporalio.api.common.v1
 import temporalio.api.enums.v1
 import temporalio.api.operatorservice.v1
 import temporalio.api.workflowservice.v1
 import temporalio.exceptions
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -42,12 +44,14 @@ from multinode._wire import (
     CancelReply,
     InvocationInput,
     InvocationRecord,
+    LockInput,
     ProjectState,
     VersionManifest,
 )
 from multinode.errors import (
     ControlPlaneUnavailableError,
     InvocationDoesNotExistError,
+    LockAlreadyInUse,
     MultinodeError,
     ProjectAlreadyExistsError,
     ProjectDoesNotExistError,
@@ -57,7 +61,9 @@ from multinode.errors import (
 T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS = 10.0
-CLOCK_SLACK_SECONDS = 60.0
+# The engine applies deletions asynchronously (about 30 s on the dev server); `.remove` returns
+# once they are done, so nothing reads the invocation afterwards.
+REMOVE_WAIT_SECONDS = 120.0
 CANCEL_ACK_TIMEOUT_SECONDS = 5.0
 
 KEY_PROJECT = SearchAttributeKey.for_keyword(_names.SA_PROJECT)
@@ -66,6 +72,7 @@ KEY_VERSION = SearchAttributeKey.for_keyword(_names.SA_VERSION)
 KEY_STATUS = SearchAttributeKey.for_keyword(_names.SA_STATUS)
 KEY_PARENT = SearchAttributeKey.for_keyword(_names.SA_PARENT)
 KEY_LOCK = SearchAttributeKey.for_keyword(_names.SA_LOCK)
+KEY_CREATED = SearchAttributeKey.for_datetime(_names.SA_CREATED)
 
 _OPEN = (None, WorkflowExecutionStatus.RUNNING)
 
@@ -115,11 +122,13 @@ def translate_rpc_error(exc: RPCError, what: str) -> MultinodeError:
 
 async def ensure_search_attributes(client: Client, namespace: str) -> None:
     """Register the custom search attributes (idempotent): production Temporal needs this once."""
-    keyword = temporalio.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    types = temporalio.api.enums.v1.IndexedValueType
+    wanted = {name: types.INDEXED_VALUE_TYPE_KEYWORD for name in _names.SEARCH_ATTRIBUTES}
+    wanted[_names.SA_CREATED] = types.INDEXED_VALUE_TYPE_DATETIME
     listed = await client.operator_service.list_search_attributes(
         temporalio.api.operatorservice.v1.ListSearchAttributesRequest(namespace=namespace)
     )
-    missing = {name: keyword for name in _names.SEARCH_ATTRIBUTES if name not in listed.custom_attributes}
+    missing = {name: kind for name, kind in wanted.items() if name not in listed.custom_attributes}
     if missing:
         await client.operator_service.add_search_attributes(
             temporalio.api.operatorservice.v1.AddSearchAttributesRequest(
@@ -233,14 +242,7 @@ class Engine:
     # ----- invocations --------------------------------------------------------------------
 
     async def start_invocation(self, invocation: InvocationInput, summary: str) -> None:
-        pairs = [
-            SearchAttributePair(KEY_PROJECT, invocation.project_name),
-            SearchAttributePair(KEY_FUNCTION, invocation.function_name),
-            SearchAttributePair(KEY_VERSION, invocation.version_id),
-            SearchAttributePair(KEY_STATUS, InvocationStatus.PENDING.value),
-        ]
-        if invocation.parent_invocation_id:
-            pairs.append(SearchAttributePair(KEY_PARENT, invocation.parent_invocation_id))
+        pairs = invocation_search_attributes(invocation)
         await self._call(
             "starting the invocation",
             lambda: self.client.start_workflow(
@@ -251,10 +253,50 @@ class Engine:
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=TypedSearchAttributes(pairs),
-                memo={"state": _initial_record(invocation)},
+                memo={"state": initial_record(invocation)},
                 static_summary=summary,
             ),
         )
+
+    async def start_locked_invocation(self, lock: LockInput) -> None:
+        """Start the invocation under `lock.key`: refused while another open invocation of the
+        project holds the key."""
+        lock_id = _names.lock_workflow_id(lock.project_name, lock.key)
+        operation = WithStartWorkflowOperation(
+            _names.LOCK_WORKFLOW,
+            lock,
+            id=lock_id,
+            task_queue=self.settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            memo={"holder": lock.invocation.invocation_id},
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(KEY_PROJECT, lock.project_name), SearchAttributePair(KEY_LOCK, lock.key)]
+            ),
+            static_summary=f"lock {lock.key!r} of {lock.project_name}, held by {lock.invocation.invocation_id}",
+        )
+        try:
+            await self.client.execute_update_with_start_workflow(
+                _names.LOCK_CHILD_STARTED_UPDATE, start_workflow_operation=operation, result_type=str
+            )
+        except (temporalio.exceptions.WorkflowAlreadyStartedError, WorkflowUpdateFailedError, RPCError) as exc:
+            if isinstance(exc, RPCError) and exc.status != RPCStatusCode.ALREADY_EXISTS:
+                raise translate_rpc_error(exc, "starting the invocation") from None
+            holder = await self._lock_holder(lock_id)
+            raise LockAlreadyInUse(
+                f"lock {lock.key!r} of project {lock.project_name!r} is held by "
+                f"{holder or 'another invocation'}",
+                lock=lock.key,
+                holder_invocation_id=holder,
+            ) from None
+
+    async def _lock_holder(self, lock_id: str) -> str | None:
+        try:
+            description = await self.client.get_workflow_handle(lock_id).describe()
+            holder: str = await description.memo_value("holder", type_hint=str)
+            return holder
+        except (RPCError, KeyError):
+            return None
 
     def _handle(self, invocation_id: str) -> WorkflowHandle[Any, InvocationRecord]:
         return self.client.get_workflow_handle(invocation_id, result_type=InvocationRecord)
@@ -339,6 +381,38 @@ class Engine:
         # The engine-level request is already recorded, so the update reports the state it left.
         return CancelReply(requested=True, status=reply.status)
 
+    async def remove_invocation(self, invocation_id: str) -> None:
+        """Cancel the invocation if it is still open, wait for its end, then delete its data
+        (the workflow and its archive record) and wait until neither `.get` nor a listing sees
+        it any more."""
+        _, ended = await self.get_invocation(invocation_id)
+        if not ended:
+            await self.cancel_invocation(invocation_id)
+            await self._final_record(self._handle(invocation_id))
+        for workflow_id in (invocation_id, _names.archive_workflow_id(invocation_id)):
+            await self._delete(workflow_id)
+        query = f'WorkflowId = "{invocation_id}" OR WorkflowId = "{_names.archive_workflow_id(invocation_id)}"'
+        deadline = time.monotonic() + REMOVE_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                await self.get_invocation(invocation_id)
+            except InvocationDoesNotExistError:
+                if await self.count(query) == 0:
+                    return
+            await asyncio.sleep(0.5)
+        raise MultinodeError(f"{invocation_id} was deleted, but the engine still lists it; try again")
+
+    async def _delete(self, workflow_id: str) -> None:
+        request = temporalio.api.workflowservice.v1.DeleteWorkflowExecutionRequest(
+            namespace=self.settings.namespace,
+            workflow_execution=temporalio.api.common.v1.WorkflowExecution(workflow_id=workflow_id),
+        )
+        try:
+            await self.client.workflow_service.delete_workflow_execution(request)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise translate_rpc_error(exc, f"removing {workflow_id}") from None
+
     async def count(self, query: str) -> int:
         result = await self._call("counting invocations", lambda: self.client.count_workflows(query))
         return int(result.count)
@@ -347,27 +421,21 @@ class Engine:
         """The `limit` newest invocation ids below `before_id`, and whether older ones exist.
 
         Ids sort by creation time and never change, so pages stay exact while invocations
-        finish; visibility has no ORDER BY, so it walks back in widening StartTime windows and
-        sorts here. Windows are widened by CLOCK_SLACK on both sides to cover the skew between
-        the client that made an id and the server's start time.
+        finish. Visibility has no ORDER BY: this walks back in widening windows of the
+        creation-time search attribute (the id's own timestamp) and sorts here.
         """
-        upper = (id_time_millis(before_id) / 1000 if before_id else time.time()) + CLOCK_SLACK_SECONDS
+        upper = id_time_millis(before_id) / 1000 + 0.001 if before_id else time.time() + 3600
         window = 60.0
         found: set[str] = set()
         while True:
             lower = upper - window
-            ids = await self._ids(f"{query} AND StartTime >= {_rfc3339(lower)} AND StartTime < {_rfc3339(upper)}")
+            span = f"{_names.SA_CREATED} >= {_rfc3339(lower)} AND {_names.SA_CREATED} < {_rfc3339(upper)}"
+            ids = await self._ids(f"{query} AND {span}")
             found.update(i for i in ids if before_id is None or i < before_id)
-            older = await self.count(f"{query} AND StartTime < {_rfc3339(lower)}")
+            older = await self.count(f"{query} AND {_names.SA_CREATED} < {_rfc3339(lower)}")
             if len(found) > limit or older == 0:
                 break
             upper, window = lower, window * 4
-        if older:
-            # Ids near the window's edge may belong above ids still below it: read the slack too.
-            edge = await self._ids(
-                f"{query} AND StartTime >= {_rfc3339(lower - 2 * CLOCK_SLACK_SECONDS)} AND StartTime < {_rfc3339(lower)}"
-            )
-            found.update(i for i in edge if before_id is None or i < before_id)
         ordered = sorted(found, reverse=True)
         return ordered[:limit], len(ordered) > limit or older > 0
 
@@ -396,8 +464,9 @@ class Engine:
         except WorkflowUpdateFailedError as exc:
             raise MultinodeError(f"undeploy failed: {exc.cause}") from None
 
-    async def project_is_closing(self, project_name: str) -> bool:
-        """Whether the project is being undeployed; raises for a missing project."""
+    async def project_state(self, project_name: str) -> tuple[VersionManifest, bool]:
+        """The latest version and whether the project is being undeployed (closing), also while
+        it closes; raises for a missing project."""
         handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
         try:
             description = await handle.describe()
@@ -407,8 +476,35 @@ class Engine:
             raise translate_rpc_error(exc, "reading the project") from None
         if description.status not in _OPEN:
             raise _no_project(project_name)
-        closing: bool = await description.memo_value(_names.MEMO_CLOSING, default=False)
-        return bool(closing)
+        latest: VersionManifest = await description.memo_value(
+            _names.MEMO_LATEST, type_hint=VersionManifest
+        )
+        closing = await description.memo_value(_names.MEMO_CLOSING, default=False)
+        return latest, bool(closing)
+
+    async def project_versions(self, project_name: str) -> list[VersionManifest]:
+        """Every version, oldest first (a query: needs a worker)."""
+        await self.project_state(project_name)  # raises for a missing project
+        handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
+        result: list[VersionManifest] = await self._call(
+            "listing versions",
+            lambda: handle.query(_names.VERSIONS_QUERY, result_type=list[VersionManifest]),
+        )
+        return result
+
+    async def project_version(self, project_name: str, version_id: str) -> VersionManifest:
+        """One version; the latest without a worker, older ones by query."""
+        latest, _ = await self.project_state(project_name)
+        if latest.version_id == version_id:
+            return latest
+        handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
+        found: VersionManifest | None = await self._call(
+            "reading the version",
+            lambda: handle.query(_names.VERSION_QUERY, version_id, result_type=VersionManifest),
+        )
+        if found is None:
+            raise VersionDoesNotExistError(f"project {project_name!r} has no version {version_id!r}")
+        return found
 
     async def project_listings(self) -> list[ProjectListing]:
         """Every deployed project with its latest version and creation time."""
@@ -473,7 +569,21 @@ def invocations_query(project_name: str, function_name: str | None) -> str:
     return query
 
 
-def _initial_record(invocation: InvocationInput) -> InvocationRecord:
+def invocation_search_attributes(invocation: InvocationInput) -> list[SearchAttributePair[Any]]:
+    """What the Web UI filters on: project, function, version, status, parent, creation time."""
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(KEY_PROJECT, invocation.project_name),
+        SearchAttributePair(KEY_FUNCTION, invocation.function_name),
+        SearchAttributePair(KEY_VERSION, invocation.version_id),
+        SearchAttributePair(KEY_STATUS, InvocationStatus.PENDING.value),
+        SearchAttributePair(KEY_CREATED, datetime.fromtimestamp(id_time_millis(invocation.invocation_id) / 1000, tz=timezone.utc)),
+    ]
+    if invocation.parent_invocation_id:
+        pairs.append(SearchAttributePair(KEY_PARENT, invocation.parent_invocation_id))
+    return pairs
+
+
+def initial_record(invocation: InvocationInput) -> InvocationRecord:
     # Readable by `.get` before the workflow's first task has run.
     return InvocationRecord(
         invocation_id=invocation.invocation_id,
@@ -502,7 +612,7 @@ def _invocation_error(exc: RPCError, invocation_id: str) -> MultinodeError:
 # ----- administration helpers (added with multinode._admin) ---------------------------------
 # Imported here rather than at the top so that this block only ever appends to the module.
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta  # datetime itself is imported at the top
 
 from multinode._views import InvocationRow, ProjectListing
 

@@ -22,6 +22,7 @@ from multinode._invocation import (
 from multinode._options import FunctionOptions
 from multinode.errors import (
     FunctionDoesNotExistError,
+    InvalidOptionError,
     InvocationCancelledError,
     InvocationDoesNotExistError,
     InvocationFailedError,
@@ -122,12 +123,20 @@ class Function(Generic[P, R]):
     # ----- start --------------------------------------------------------------------------
 
     def start(self, *args: P.args, **kwargs: P.kwargs) -> str:
-        """Start an invocation; returns its id (`inv-...`) at once."""
-        encoded = _codec.encode_arguments(args, dict(kwargs))
-        return self.client.run(self._start_async(*encoded))
+        """Start an invocation; returns its id (`inv-...`) at once.
 
-    async def _start_async(self, args: list[str], kwargs: dict[str, str]) -> str:
-        from multinode._wire import InvocationInput
+        `lock="key"` (a reserved keyword) starts it only if no other PENDING or RUNNING
+        invocation of the project holds that key, else raises `LockAlreadyInUse`; the key is
+        free again when this invocation ends, however it ends.
+        """
+        lock = kwargs.pop("lock", None)
+        if lock is not None:
+            _check_lock_key(lock)
+        encoded = _codec.encode_arguments(args, dict(kwargs))
+        return self.client.run(self._start_async(*encoded, lock=lock))
+
+    async def _start_async(self, args: list[str], kwargs: dict[str, str], lock: str | None = None) -> str:
+        from multinode._wire import InvocationInput, LockInput
 
         engine = await self.client.engine()
         manifest = await self._manifest(engine)
@@ -151,7 +160,12 @@ class Function(Generic[P, R]):
             created_at=time.time(),
             parent_invocation_id=os.environ.get(ENV_INVOCATION) or None,
         )
-        await engine.start_invocation(invocation, summary=_summary(invocation))
+        if lock is None:
+            await engine.start_invocation(invocation, summary=_summary(invocation))
+        else:
+            await engine.start_locked_invocation(
+                LockInput(manifest.project_name, lock, invocation, _summary(invocation))
+            )
         for listener in child_listeners:
             listener(invocation.invocation_id)
         return invocation.invocation_id
@@ -222,6 +236,19 @@ class Function(Generic[P, R]):
             return reply.requested
 
         return self.client.run(cancel())
+
+    def remove(self, invocation_id: str) -> None:
+        """Cancel the invocation if it is still PENDING or RUNNING, then delete its data:
+        afterwards `.get` raises InvocationDoesNotExistError and `.list` no longer shows it."""
+        check_invocation_id(invocation_id)
+
+        async def remove() -> None:
+            engine = await self.client.engine()
+            record, _ = await engine.get_invocation(invocation_id)
+            self._check_owner(record)
+            await engine.remove_invocation(invocation_id)
+
+        self.client.run(remove())
 
     def list_ids(self) -> list[str]:
         """Every invocation id of this function, newest first."""
@@ -311,6 +338,11 @@ def get_deployed_function(
     if version_id is not None:
         check_version_id(version_id)
     return Function(function_name, project_name=project_name, version_id=version_id)
+
+
+def _check_lock_key(lock: object) -> None:
+    if not isinstance(lock, str) or not lock or len(lock) > 200:
+        raise InvalidOptionError(f"lock={lock!r} must be a non-empty string of at most 200 characters")
 
 
 def _summary(invocation: InvocationInput) -> str:

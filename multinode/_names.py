@@ -60,3 +60,29 @@ CANCEL_INVOCATIONS_ACTIVITY = "multinode.CancelInvocations"
 
 def quota_workflow_id(project_name: str, function_name: str) -> str:
     return f"{QUOTA_WORKFLOW_ID_PREFIX}{project_name}:{function_name}"
+
+# Locks: a lock workflow per held key owns the key while its child invocation is open.
+LOCK_WORKFLOW = "multinode.Lock"
+LOCK_WORKFLOW_ID_PREFIX = "multinode-lock:"
+LOCK_CHILD_STARTED_UPDATE = "child_started"
+
+# Retention: finished invocations are copied into archive records that outlive the namespace's
+# retention (open workflows whose first task is scheduled a century out: no worker ever runs them).
+ARCHIVE_WORKFLOW = "multinode.InvocationArchive"
+ARCHIVE_WORKFLOW_ID_PREFIX = "multinode-archive:"
+ARCHIVE_TASK_QUEUE = "multinode-archive-never-polled"
+ARCHIVER_WORKFLOW = "multinode.Archiver"
+ARCHIVE_BATCH_ACTIVITY = "multinode.ArchiveBatch"
+SA_CREATED = "MultinodeCreatedAt"  # Datetime: the invocation's creation time, for listing
+
+
+def lock_workflow_id(project_name: str, key: str) -> str:
+    return f"{LOCK_WORKFLOW_ID_PREFIX}{project_name}:{key}"
+
+
+def archive_workflow_id(invocation_id: str) -> str:
+    return ARCHIVE_WORKFLOW_ID_PREFIX + invocation_id
+
+
+def archiver_workflow_id(task_queue: str) -> str:
+    return f"multinode-archiver:{task_queue}"

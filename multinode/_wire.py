@@ -173,3 +173,14 @@ class QuotaState:
 
     holders: dict[str, int]
     waiters: list[QuotaRequest]
+
+
+@dataclass(frozen=True)
+class LockInput:
+    """A locked start: the lock workflow starts the invocation as its child and holds the key
+    until the child closes, whatever the ending."""
+
+    project_name: str
+    key: str
+    invocation: InvocationInput
+    summary: str

@@ -16,6 +16,7 @@ from temporal_workers.attempt_activity import AttemptActivities
 from temporal_workers.backends import ContainerBackend
 from temporal_workers.coordination_activities import CoordinationActivities
 from temporal_workers.invocation_workflow import InvocationWorkflow
+from temporal_workers.lock_workflow import LockWorkflow
 from temporal_workers.project_workflow import ProjectWorkflow
 from temporal_workers.quota_workflow import QuotaWorkflow
 from temporal_workers.settings import WorkerSettings
@@ -51,7 +52,7 @@ def build_worker(client: Client, settings: WorkerSettings, backend: ContainerBac
     return Worker(
         client,
         task_queue=settings.connection.task_queue,
-        workflows=[InvocationWorkflow, ProjectWorkflow, QuotaWorkflow],
+        workflows=[InvocationWorkflow, ProjectWorkflow, QuotaWorkflow, LockWorkflow],
         activities=[
             attempts.run_attempt,
             coordination.acquire_quota,
