@@ -198,6 +198,10 @@ class Engine:
             raise translate_rpc_error(exc, "reading the project") from None
         if description.status not in _OPEN:
             raise _no_project(project_name)
+        if await description.memo_value(_names.MEMO_CLOSING, default=False):
+            raise ProjectDoesNotExistError(
+                f"project {project_name!r} is being undeployed; it accepts no new invocations"
+            )
         manifest: VersionManifest = await description.memo_value("latest", type_hint=VersionManifest)
         return manifest
 
@@ -307,6 +311,8 @@ class Engine:
         try:
             description = await handle.describe()
         except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return await self._archived_record(invocation_id), True
             raise _invocation_error(exc, invocation_id) from None
         if description.workflow_type != _names.INVOCATION_WORKFLOW:
             raise InvocationDoesNotExistError(f"no invocation with id {invocation_id!r}")
@@ -346,12 +352,35 @@ class Engine:
                 f"invocation {handle.id} ended abnormally in the engine: {_one_line(exc.cause)}"
             ) from None
 
+    async def _archived_record(self, invocation_id: str) -> InvocationRecord:
+        """The record kept past the namespace's retention (see the archiver)."""
+        request = temporalio.api.workflowservice.v1.GetWorkflowExecutionHistoryRequest(
+            namespace=self.settings.namespace,
+            execution=temporalio.api.common.v1.WorkflowExecution(
+                workflow_id=_names.archive_workflow_id(invocation_id)
+            ),
+            maximum_page_size=1,
+        )
+        try:
+            response = await self.client.workflow_service.get_workflow_execution_history(request)
+        except RPCError as exc:
+            raise _invocation_error(exc, invocation_id) from None
+        events = response.history.events
+        if not events or not events[0].HasField("workflow_execution_started_event_attributes"):
+            raise InvocationDoesNotExistError(f"no invocation with id {invocation_id!r}")
+        payloads = events[0].workflow_execution_started_event_attributes.input.payloads
+        decoded = await self.client.data_converter.decode(payloads, [InvocationRecord])
+        record: InvocationRecord = decoded[0]
+        return record
+
     async def await_invocation(self, invocation_id: str) -> InvocationRecord:
         handle = self._handle(invocation_id)
         # describe first: a wrong id fails fast instead of long-polling a missing history.
         try:
             description = await handle.describe()
         except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return await self._archived_record(invocation_id)
             raise _invocation_error(exc, invocation_id) from None
         if description.workflow_type != _names.INVOCATION_WORKFLOW:
             raise InvocationDoesNotExistError(f"no invocation with id {invocation_id!r}")
@@ -443,9 +472,10 @@ class Engine:
         return [i async for i in self.list_invocation_ids(query)]
 
     async def list_invocation_ids(self, query: str) -> AsyncIterator[str]:
+        """Invocation ids matching `query`, live or archived (an id can come twice)."""
         try:
             async for execution in self.client.list_workflows(query, page_size=1000):
-                yield execution.id
+                yield execution.id.removeprefix(_names.ARCHIVE_WORKFLOW_ID_PREFIX)
         except RPCError as exc:
             raise translate_rpc_error(exc, "listing invocations") from None
 
@@ -563,7 +593,10 @@ def _rfc3339(epoch_seconds: float) -> str:
 
 
 def invocations_query(project_name: str, function_name: str | None) -> str:
-    query = f'WorkflowType = "{_names.INVOCATION_WORKFLOW}" AND {_names.SA_PROJECT} = "{project_name}"'
+    query = (
+        f'(WorkflowType = "{_names.INVOCATION_WORKFLOW}" OR WorkflowType = "{_names.ARCHIVE_WORKFLOW}") '
+        f'AND {_names.SA_PROJECT} = "{project_name}"'
+    )
     if function_name is not None:
         query += f' AND {_names.SA_FUNCTION} = "{function_name}"'
     return query

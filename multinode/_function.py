@@ -176,6 +176,8 @@ class Function(Generic[P, R]):
             return await engine.latest_version(self.project_name)
         if self._pinned is None or self._pinned.version_id != version_id:
             self._pinned = await engine.version(self.project_name, version_id)
+        else:
+            await engine.latest_version(self.project_name)  # the project may have been undeployed
         return self._pinned
 
     # ----- reading ------------------------------------------------------------------------
@@ -259,7 +261,7 @@ class Function(Generic[P, R]):
             query = invocations_query(self.project_name, self.name)
             return [i async for i in engine.list_invocation_ids(query)]
 
-        return sorted(self.client.run(collect()), reverse=True)
+        return sorted(set(self.client.run(collect())), reverse=True)
 
     def list(self, offset: str | None = None) -> InvocationIdsList:
         """The 50 most recent invocation ids, newest first. Pass the returned `offset` back for

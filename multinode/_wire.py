@@ -184,3 +184,10 @@ class LockInput:
     key: str
     invocation: InvocationInput
     summary: str
+
+
+@dataclass(frozen=True)
+class ArchiverState:
+    """Invocations that closed before `cursor` (epoch seconds) are archived."""
+
+    cursor: float

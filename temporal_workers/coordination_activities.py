@@ -4,20 +4,39 @@ client is I/O, so it lives here, never in workflow code."""
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime, timedelta, timezone
 
 from temporalio import activity
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from multinode import _names
-from multinode._wire import QuotaRequest, QuotaState
+from multinode._engine import KEY_STATUS, invocation_search_attributes
+from multinode._wire import ArchiverState, InvocationInput, InvocationRecord, QuotaRequest, QuotaState
+
+# Archive records wait a century for a first task no worker will ever run.
+ARCHIVE_START_DELAY = timedelta(days=36500)
 
 
 class CoordinationActivities:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(self, client: Client, task_queue: str, archive_lag_seconds: float = 30.0) -> None:
         self._client = client
         self._task_queue = task_queue
+        # Visibility lags behind the engine: stay this far behind the present, or an invocation
+        # that closed just before the cursor moved could be missed.
+        self._archive_lag_seconds = archive_lag_seconds
 
     @activity.defn(name=_names.ACQUIRE_QUOTA_ACTIVITY)
     async def acquire_quota(self, request: QuotaRequest) -> bool:
@@ -63,3 +82,67 @@ class CoordinationActivities:
                     raise
 
         await asyncio.gather(*(cancel(i) for i in invocation_ids))
+
+    @activity.defn(name=_names.ARCHIVE_BATCH_ACTIVITY)
+    async def archive_batch(self, state: ArchiverState) -> float:
+        """Archive every invocation that closed in [cursor, now - lag); return the new cursor."""
+        upper = time.time() - self._archive_lag_seconds
+        if upper <= state.cursor:
+            return state.cursor
+        query = (
+            f'WorkflowType = "{_names.INVOCATION_WORKFLOW}" AND ExecutionStatus != "Running" '
+            f"AND CloseTime >= {_stamp(state.cursor)} AND CloseTime < {_stamp(upper)}"
+        )
+        async for execution in self._client.list_workflows(query):
+            await self._archive(execution)
+            activity.heartbeat()
+        return upper
+
+    async def _archive(self, execution: WorkflowExecution) -> None:
+        handle = self._client.get_workflow_handle(execution.id, run_id=execution.run_id,
+                                                  result_type=InvocationRecord)
+        try:
+            record = await handle.result(follow_runs=False)
+        except WorkflowFailureError:
+            # Ended abnormally in the engine (terminated): keep what its memo knew.
+            record = await execution.memo_value("state", type_hint=InvocationRecord)
+            record.status, record.ended_at = "FAILED", (execution.close_time or datetime.now(timezone.utc)).timestamp()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return  # removed meanwhile
+            raise
+        attributes = invocation_search_attributes(_input_of(record))
+        attributes = [p for p in attributes if p.key.name != KEY_STATUS.name]
+        attributes.append(SearchAttributePair(KEY_STATUS, record.status))
+        try:
+            await self._client.start_workflow(
+                _names.ARCHIVE_WORKFLOW,
+                record,
+                id=_names.archive_workflow_id(record.invocation_id),
+                task_queue=_names.ARCHIVE_TASK_QUEUE,
+                start_delay=ARCHIVE_START_DELAY,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=TypedSearchAttributes(attributes),
+                static_summary=f"archive of {record.invocation_id} ({record.status})",
+            )
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.ALREADY_EXISTS:
+                raise
+
+
+def _stamp(epoch_seconds: float) -> str:
+    return '"' + datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + '"'
+
+
+def _input_of(record: InvocationRecord) -> InvocationInput:
+    """Just enough of an input to rebuild the invocation's search attributes."""
+    from multinode._options import FunctionOptions
+    from multinode._wire import PackageRef
+
+    return InvocationInput(
+        invocation_id=record.invocation_id, project_name=record.project_name,
+        function_name=record.function_name, version_id=record.version_id,
+        options=FunctionOptions(), package=PackageRef("", "", 0), requirements_sha256=None,
+        args=[], kwargs={}, created_at=record.created_at,
+        parent_invocation_id=record.parent_invocation_id,
+    )

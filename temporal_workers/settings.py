@@ -24,6 +24,10 @@ class WorkerSettings(BaseModel):
     max_concurrent_attempts: int = Field(default=200, ge=1, le=10_000)
     # How often a function's quota checks that its holders still exist.
     quota_reap_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # How often finished invocations are archived, and how far behind the present (visibility
+    # lag); the namespace's retention must be longer than both together.
+    archive_interval_seconds: float = Field(default=60.0, ge=0.5, le=86_400)
+    archive_lag_seconds: float = Field(default=30.0, ge=0, le=86_400)
 
     @property
     def runs_dir(self) -> Path:
@@ -49,6 +53,8 @@ def load_worker_settings(**overrides: object) -> WorkerSettings:
         "heartbeat_timeout_seconds": "MULTINODE_HEARTBEAT_TIMEOUT_SECONDS",
         "max_concurrent_attempts": "MULTINODE_MAX_CONCURRENT_ATTEMPTS",
         "quota_reap_seconds": "MULTINODE_QUOTA_REAP_SECONDS",
+        "archive_interval_seconds": "MULTINODE_ARCHIVE_INTERVAL_SECONDS",
+        "archive_lag_seconds": "MULTINODE_ARCHIVE_LAG_SECONDS",
     }
     for field, env in env_names.items():
         if os.environ.get(env):

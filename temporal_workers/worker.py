@@ -8,10 +8,14 @@ import signal
 from datetime import timedelta
 
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from multinode import _engine
-from temporal_workers import invocation_workflow, quota_workflow
+from multinode import _names
+from multinode._wire import ArchiverState
+from temporal_workers import archiver_workflow, invocation_workflow, quota_workflow
+from temporal_workers.archiver_workflow import ArchiverWorkflow
 from temporal_workers.attempt_activity import AttemptActivities
 from temporal_workers.backends import ContainerBackend
 from temporal_workers.coordination_activities import CoordinationActivities
@@ -47,17 +51,21 @@ def make_backend(settings: WorkerSettings) -> ContainerBackend:
 def build_worker(client: Client, settings: WorkerSettings, backend: ContainerBackend) -> Worker:
     invocation_workflow.HEARTBEAT_TIMEOUT_SECONDS = settings.heartbeat_timeout_seconds
     quota_workflow.REAP_INTERVAL_SECONDS = settings.quota_reap_seconds
+    archiver_workflow.INTERVAL_SECONDS = settings.archive_interval_seconds
     attempts = AttemptActivities(client, backend)
-    coordination = CoordinationActivities(client, settings.connection.task_queue)
+    coordination = CoordinationActivities(
+        client, settings.connection.task_queue, settings.archive_lag_seconds
+    )
     return Worker(
         client,
         task_queue=settings.connection.task_queue,
-        workflows=[InvocationWorkflow, ProjectWorkflow, QuotaWorkflow, LockWorkflow],
+        workflows=[InvocationWorkflow, ProjectWorkflow, QuotaWorkflow, LockWorkflow, ArchiverWorkflow],
         activities=[
             attempts.run_attempt,
             coordination.acquire_quota,
             coordination.closed_invocations,
             coordination.cancel_invocations,
+            coordination.archive_batch,
         ],
         # Our workflows are deterministic by construction (no I/O, engine time only) and never
         # decode user values, so the sandbox's per-task cost buys nothing here.
@@ -66,6 +74,19 @@ def build_worker(client: Client, settings: WorkerSettings, backend: ContainerBac
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def ensure_archiver(client: Client, settings: WorkerSettings) -> None:
+    """One archiver per task queue, whichever worker starts first."""
+    queue = settings.connection.task_queue
+    await client.start_workflow(
+        _names.ARCHIVER_WORKFLOW,
+        ArchiverState(cursor=0.0),
+        id=_names.archiver_workflow_id(queue),
+        task_queue=queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"keeps finished invocations of task queue {queue} past retention",
     )
 
 
@@ -85,6 +106,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None
         settings.connection.api_url, settings.connection.namespace,
         settings.connection.task_queue, backend.name,
     )
+    await ensure_archiver(client, settings)
     async with worker:
         await stop.wait()
         log.info("worker stopping")

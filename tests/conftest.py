@@ -4,6 +4,7 @@ uses its own project names, so tests never see each other's invocations."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -70,12 +71,20 @@ class ControlPlane:
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    with running_control_plane(tmp_path_factory.mktemp("multinode-home")) as plane:
+        yield plane
+
+
+@contextlib.contextmanager
+def running_control_plane(
+    home: Path, extra_dynamic_config: tuple[str, ...] = (), **worker_env: str
+) -> Iterator[ControlPlane]:
+    """A dev server on free ports and one worker; the SDK points at it while it runs."""
     from multinode import _client
     from multinode._devserver import DevServer, DevServerConfig
 
-    home = tmp_path_factory.mktemp("multinode-home")
     port = free_port_block()
-    config = DevServerConfig(home=home, port=port, headless=True)
+    config = DevServerConfig(home=home, port=port, headless=True, extra_dynamic_config=extra_dynamic_config)
     server = DevServer(config).start()
     env = {
         **os.environ,
@@ -85,6 +94,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         "MULTINODE_GRACE_PERIOD_SECONDS": str(GRACE_PERIOD_SECONDS),
         "MULTINODE_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
         "MULTINODE_QUOTA_REAP_SECONDS": "2",
+        **worker_env,
     }
     env.pop("MULTINODE_API_KEY", None)
     saved = {k: os.environ.get(k) for k in env}

@@ -437,7 +437,7 @@ def crash_error(task: Mapping[str, Any], memory_mib: int) -> ErrorInfo:
     container = _function_container(task)
     reason = str(container.get("reason") or "")
     exit_code = container.get("exitCode")
-    if False:
+    if "OutOfMemoryError" in reason:
         return ErrorInfo(
             type="MemoryLimitExceeded",
             message=f"killed: memory limit of {format_memory(memory_mib)} exceeded",
@@ -581,7 +581,6 @@ class _Watch:
     """What the supervisor knows of its task so far."""
 
     launched: float
-    task: Json | None = None
     started_at: float | None = None
     deadline: float | None = None
     progress: str | None = None
@@ -722,7 +721,7 @@ class _Attempt:
                 problem = "; ".join(f"{f.get('reason', '')} {f.get('detail', '')}".strip() for f in failures)
                 if not _capacity_shortage(failures):
                     raise InfrastructureError(f"RunTask failed: {problem or 'no task and no reason'}")
-                pass  # nothing started: a fresh token, or AWS may answer with this failure again
+                launch += 1  # nothing started: a fresh token, or AWS may answer with this failure again
             if try_number < len(delays):
                 log.warning("%s attempt %d: launch retry in %gs: %s", invocation.invocation_id,
                             self.request.attempt_number, delays[try_number], problem)
@@ -730,11 +729,13 @@ class _Attempt:
                 await self.sleep(delays[try_number])
         raise InfrastructureError(f"no task could be launched after {len(delays) + 1} tries: {problem}")
 
-    async def _stop(self, task_arn: str, reason: str) -> None:
+    async def _stop(self, task_arn: str, reason: str) -> bool:
         try:
             await self.call(self.backend.ecs.stop_task, self.cluster, task_arn, reason)
         except (ClientError, BotoCoreError) as exc:
             log.warning("StopTask %s (%s) failed: %s", task_arn, reason, exc)
+            return False
+        return True
 
     async def _supervise(self, task_arn: str) -> AttemptOutcome:
         watch = _Watch(launched=time.monotonic())
@@ -773,7 +774,6 @@ class _Attempt:
                 return _outcome(Outcome.FAILED, watch.progress, has_value=watch.has_progress,
                                 started_at=watch.started_at, error=error)
             return None
-        watch.task = task
         status = task.get("lastStatus")
         if status == "STOPPED":
             return await self._finish(task, watch)
@@ -814,7 +814,7 @@ class _Attempt:
             self._check_abandoned()
         now = time.monotonic()
         if self.interrupt is None and self.cancel_requested:
-            self.interrupt = "cancel"
+            await self._interrupt(task_arn, "cancel", STOP_CANCEL)
         elif self.interrupt is None and watch.deadline is not None and now >= watch.deadline:
             await self._interrupt(task_arn, "timeout", STOP_TIMEOUT)
         elif watch.started_at is None and now - watch.launched > self.timings.start_timeout:
@@ -825,7 +825,9 @@ class _Attempt:
 
     async def _interrupt(self, task_arn: str, kind: str, reason: str) -> None:
         self.interrupt, self.phase = kind, "stopping"
-        await self._stop(task_arn, reason)
+        if not await self._stop(task_arn, reason):
+            # Not stopped (throttled, or the task is not visible yet): asked again next tick.
+            self.interrupt = None
 
     async def _finish(self, task: Json, watch: _Watch) -> AttemptOutcome:
         document = await self._read_outcome()
