@@ -46,16 +46,16 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # run as a script: `temporal_workers` is importable from the repo
 
-import temporalio
-from temporalio import activity, workflow
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client as TemporalClient
-from temporalio.client import WorkflowHandle
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+import temporalio  # noqa: E402
+from temporalio import activity, workflow  # noqa: E402
+from temporalio.api.enums.v1 import EventType  # noqa: E402
+from temporalio.client import Client as TemporalClient  # noqa: E402
+from temporalio.client import WorkflowHandle  # noqa: E402
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
 
-from temporal_workers.backends.local import TICK_SECONDS
-from temporal_workers.settings import WorkerSettings
-from temporal_workers.worker import HEARTBEAT_THROTTLE
+from temporal_workers.backends.local import TICK_SECONDS  # noqa: E402
+from temporal_workers.settings import WorkerSettings  # noqa: E402
+from temporal_workers.worker import HEARTBEAT_THROTTLE  # noqa: E402
 
 T = TypeVar("T")
 
@@ -66,6 +66,9 @@ PROJECT = "bench"
 MAX_CONCURRENT_ATTEMPTS: int = WorkerSettings.model_fields["max_concurrent_attempts"].default
 HEARTBEAT_TIMEOUT = timedelta(seconds=WorkerSettings.model_fields["heartbeat_timeout_seconds"].default)
 STAGE_TIMEOUT_SECONDS = 900.0
+# `.start` samples come in batches: starting far more invocations than finish meanwhile would
+# measure a growing backlog (and the floor does the same).
+START_BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,7 @@ def table(metrics: list[Metric]) -> str:
             m.target.text(m.unit) if m.target else "-", m.verdict,
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -364,13 +367,15 @@ class FloorHarness:
         return count / (time.perf_counter() - started)
 
     async def starts(self, count: int) -> list[float]:
-        """The start_workflow RPC alone; then waits for the workflows, so no backlog leaks on."""
-        samples, handles = [], []
-        for _ in range(count):
-            started = time.perf_counter()
-            handles.append(await self._start_floor("floor_noop", []))
-            samples.append((time.perf_counter() - started) * 1000)
-        await asyncio.gather(*(h.result() for h in handles))
+        """The start_workflow RPC alone, in batches like `.start`'s."""
+        samples = []
+        for first in range(0, count, START_BATCH):
+            handles = []
+            for _ in range(first, min(first + START_BATCH, count)):
+                started = time.perf_counter()
+                handles.append(await self._start_floor("floor_noop", []))
+                samples.append((time.perf_counter() - started) * 1000)
+            await asyncio.gather(*(h.result() for h in handles))
         return samples
 
     async def describes(self, handle: WorkflowHandle[Any, Any], count: int) -> list[float]:
@@ -461,7 +466,7 @@ def free_port_block(span: int = 12) -> int:
     for _ in range(200):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
+            base = int(probe.getsockname()[1])
         if base + span >= 65535:
             continue
         try:
@@ -646,6 +651,11 @@ def mn_engine_run(coro_factory: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
     return client.run(go())
 
 
+def measure_starts_done(count: int, samples: list[float], progress: Progress) -> bool:
+    measure_starts(count, samples, progress)
+    return True
+
+
 def measure_call_remote(count: int) -> list[float]:
     noop = fn("noop")
     samples = []
@@ -656,17 +666,19 @@ def measure_call_remote(count: int) -> list[float]:
     return samples
 
 
-def measure_starts(count: int) -> list[float]:
-    """`.start` alone; then waits for every invocation so the next stage starts quiet."""
+def measure_starts(count: int, samples: list[float], progress: Progress) -> None:
+    """`.start` alone, into `samples`; a batch's invocations end before the next batch starts,
+    so the backlog stays bounded and the next stage starts quiet."""
     noop = fn("noop")
-    samples, ids = [], []
-    for i in range(count):
-        started = time.perf_counter()
-        ids.append(noop.start(i))
-        samples.append((time.perf_counter() - started) * 1000)
-    for invocation_id in ids:
-        outcome_of(partial(noop.await_result, invocation_id, timeout=STAGE_TIMEOUT_SECONDS))
-    return samples
+    for first in range(0, count, START_BATCH):
+        ids = []
+        for i in range(first, min(first + START_BATCH, count)):
+            started = time.perf_counter()
+            ids.append(noop.start(i))
+            samples.append((time.perf_counter() - started) * 1000)
+        for invocation_id in ids:
+            outcome_of(partial(noop.await_result, invocation_id, timeout=STAGE_TIMEOUT_SECONDS))
+            progress.tick()
 
 
 class Progress:
@@ -688,7 +700,7 @@ def guarded(action: Callable[[], T], progress: Progress, stall_seconds: float) -
     def target() -> None:
         try:
             box["result"] = action()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 
     thread = threading.Thread(target=target, name="bench-stage", daemon=True)
@@ -745,7 +757,7 @@ def measure_fanout(count: int, seconds: float, limit: int, progress: Progress) -
     makespan = time.perf_counter() - progress.started
     spans = [tuple(r) for r in results if r is not None]
     ideal = math.ceil(count / limit) * seconds
-    return FanOut(makespan, ideal, peak_overlap(spans), spans)  # type: ignore[arg-type]
+    return FanOut(makespan, ideal, peak_overlap(spans), spans)
 
 
 def measure_freshness(count: int, interval: float) -> list[float]:
@@ -917,9 +929,15 @@ def stage_round_trips(run: Run) -> None:
 
 
 def stage_starts(run: Run) -> None:
-    log(f".start x{run.sizes.calls} and start_workflow x{run.sizes.calls}")
-    run.keep("start_ms", measure_starts(run.sizes.calls))
-    run.keep("floor_start_workflow_ms", run.floor.run(run.floor.starts(run.sizes.calls)))
+    n = run.sizes.calls
+    log(f".start x{n} and start_workflow x{n}, in batches of {START_BATCH}")
+    samples: list[float] = []
+    progress = Progress()
+    if not guarded(partial(measure_starts_done, n, samples, progress), progress, STALL_SECONDS):
+        run.stalled = f".start stalled: {progress.done} of {n} invocations ended"
+        log(f"  {run.stalled}; the remaining Multinode stages are skipped")
+    run.keep("start_ms", list(samples))
+    run.keep("floor_start_workflow_ms", run.floor.run(run.floor.starts(n)))
 
 
 def stage_get(run: Run) -> None:
@@ -983,23 +1001,20 @@ def stage_map(run: Run) -> None:
     rate = guarded(partial(measure_map, n, progress), progress, STALL_SECONDS)
     if rate is None:
         elapsed = time.perf_counter() - progress.started
-        run.stalled = run.details["map_stalled"] = f"stalled: {progress.done} of {n} in {elapsed:.0f} s"
-        log(f"  .map {run.stalled}; the remaining Multinode stages are skipped")
+        run.stalled = run.details["map_stalled"] = f".map stalled: {progress.done} of {n} in {elapsed:.0f} s"
+        log(f"  {run.stalled}; the remaining Multinode stages are skipped")
         rate = progress.done / elapsed
     run.set("map_per_s", rate)
 
 
 def stage_fanout(run: Run) -> None:
     n, seconds, limit = run.sizes.fanout, run.sizes.fanout_seconds, run.sizes.fanout_limit
-    if run.stalled:
-        run.details["fanout_not_run"] = f"not run, .map {run.stalled}"
-        return
     log(f"fan-out: {n} x {seconds:g} s, max_concurrency {limit}")
     progress = Progress()
     fanout = guarded(partial(measure_fanout, n, seconds, limit, progress), progress, STALL_SECONDS)
     if fanout is None:
-        run.stalled = run.details["fanout_not_run"] = f"stalled: {progress.done} of {n}"
-        log(f"  fan-out {run.stalled}")
+        run.stalled = run.details["fanout_not_run"] = f"fan-out stalled: {progress.done} of {n} ended"
+        log(f"  {run.stalled}; the remaining Multinode stages are skipped")
         return
     run.set("fanout_makespan_s", fanout.makespan)
     run.set("fanout_peak", fanout.peak)
@@ -1016,7 +1031,9 @@ def stage_worker_memory(run: Run) -> None:
 
 # Latency first, on a quiet system; bursts last, so a stall there cannot spoil the rest.
 STAGES = (stage_round_trips, stage_starts, stage_get, stage_list, stage_freshness, stage_cancel,
-          stage_breakdown, stage_map, stage_fanout, stage_worker_memory)
+          stage_breakdown, stage_fanout, stage_map, stage_worker_memory)
+# After a stall the worker serves nothing more; its memory can still be read.
+NEEDS_HEALTHY_WORKER = set(STAGES) - {stage_worker_memory}
 
 
 def run_benchmark(sizes: Sizes, scratch: Path) -> Run:
@@ -1032,12 +1049,23 @@ def run_benchmark(sizes: Sizes, scratch: Path) -> Run:
         warm_up(floor, sizes.warmup)
         run = Run(sizes, plane, floor, scratch)
         for stage in STAGES:
+            if run.stalled and stage in NEEDS_HEALTHY_WORKER:
+                log(f"skipping {stage.__name__}: {run.stalled}")
+                continue
             stage(run)
         run.details["failures"] = {"count": FAILURES.count, "examples": FAILURES.examples}
         return run
 
 
 def metrics_of(run: Run) -> list[Metric]:
+    metrics = _metrics(run)
+    for metric in metrics:
+        if math.isnan(metric.value) and not metric.disqualified:
+            metric.disqualified = f"skipped, {run.stalled}" if run.stalled else None
+    return metrics
+
+
+def _metrics(run: Run) -> list[Metric]:
     sizes, stat, value = run.sizes, run.stat, run.values.get
     ms, s = "ms", "s"
     subprocess_floor = "workflow+subprocess"
@@ -1176,7 +1204,7 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         code = main()
-    except BaseException:  # noqa: BLE001 - reported here, then the hard exit below
+    except BaseException:  # reported here, then the hard exit below
         traceback.print_exc()
         code = 1
     sys.stdout.flush()

@@ -266,7 +266,7 @@ class Engine:
         """Start the invocation under `lock.key`: refused while another open invocation of the
         project holds the key."""
         lock_id = _names.lock_workflow_id(lock.project_name, lock.key)
-        operation = WithStartWorkflowOperation(
+        operation: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
             _names.LOCK_WORKFLOW,
             lock,
             id=lock_id,
@@ -386,9 +386,10 @@ class Engine:
             raise InvocationDoesNotExistError(f"no invocation with id {invocation_id!r}")
         return await self._final_record(handle)
 
-    async def cancel_invocation(self, invocation_id: str) -> CancelReply:
+    async def cancel_invocation(self, invocation_id: str, wait_ack: bool = True) -> CancelReply:
         """Request cancellation durably (one RPC the engine records, no worker needed), then
-        wait briefly for the workflow to acknowledge it, so `.get` right after sees CANCELLING."""
+        wait briefly for the workflow to acknowledge it, so `.get` right after sees CANCELLING
+        (skipped with `wait_ack=False`, for bulk cancels)."""
         handle = self._handle(invocation_id)
         try:
             await handle.cancel()
@@ -398,6 +399,8 @@ class Engine:
             # The workflow is closed (or never existed): nothing to cancel.
             record, _ = await self.get_invocation(invocation_id)
             return CancelReply(requested=False, status=record.status)
+        if not wait_ack:
+            return CancelReply(requested=True, status=InvocationStatus.CANCELLING.value)
         try:
             reply: CancelReply = await asyncio.wait_for(
                 handle.execute_update(_names.CANCEL_UPDATE, result_type=CancelReply),

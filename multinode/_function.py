@@ -129,9 +129,7 @@ class Function(Generic[P, R]):
         invocation of the project holds that key, else raises `LockAlreadyInUse`; the key is
         free again when this invocation ends, however it ends.
         """
-        lock = kwargs.pop("lock", None)
-        if lock is not None:
-            _check_lock_key(lock)
+        lock = _check_lock_key(kwargs.pop("lock", None))
         encoded = _codec.encode_arguments(args, dict(kwargs))
         return self.client.run(self._start_async(*encoded, lock=lock))
 
@@ -210,7 +208,8 @@ class Function(Generic[P, R]):
         engine = await self.client.engine()
         record = await engine.await_invocation(invocation_id)
         self._check_owner(record)
-        return _result_or_raise(_to_invocation(record, terminated=True))
+        result: R = _result_or_raise(_to_invocation(record, terminated=True))
+        return result
 
     def call_remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Start an invocation and wait for its result."""
@@ -324,7 +323,9 @@ class Function(Generic[P, R]):
 
         async def cancel_all() -> None:
             engine = await self.client.engine()
-            await asyncio.gather(*(engine.cancel_invocation(i) for i in ids), return_exceptions=True)
+            await asyncio.gather(
+                *(engine.cancel_invocation(i, wait_ack=False) for i in ids), return_exceptions=True
+            )
 
         if ids:
             self.client.run(cancel_all())
@@ -342,9 +343,12 @@ def get_deployed_function(
     return Function(function_name, project_name=project_name, version_id=version_id)
 
 
-def _check_lock_key(lock: object) -> None:
+def _check_lock_key(lock: object) -> str | None:
+    if lock is None:
+        return None
     if not isinstance(lock, str) or not lock or len(lock) > 200:
         raise InvalidOptionError(f"lock={lock!r} must be a non-empty string of at most 200 characters")
+    return lock
 
 
 def _summary(invocation: InvocationInput) -> str:

@@ -115,7 +115,7 @@ class Reporter:
     def error(self, exc: BaseException) -> None:
         from multinode import _limits as L
 
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        text = "".join(traceback.format_exception(type(exc), exc, _user_frames(exc)))
         if len(text) > L.ERROR_TRACEBACK_MAX_CHARS:
             keep = L.ERROR_TRACEBACK_MAX_CHARS // 2
             text = text[:keep] + "\n... (traceback truncated) ...\n" + text[-keep:]
@@ -132,6 +132,14 @@ class Reporter:
                 "traceback": text,
             }
         )
+
+
+def _user_frames(exc: BaseException) -> Any:
+    """The traceback without the runner's own frames: the user's code starts the story."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return tb
 
 
 def _exit(code: int) -> NoReturn:
@@ -212,6 +220,8 @@ def main() -> NoReturn:
     try:
         code = run(reporter)
     except BaseException as exc:  # every failure, even SystemExit, is reported, never lost
+        # Also in the attempt's log, where `multinode logs` shows it.
+        traceback.print_exception(type(exc), exc, _user_frames(exc))
         try:
             reporter.error(exc)
         except BaseException:

@@ -71,9 +71,12 @@ def load_profile() -> dict[str, str]:
 
 
 def resolve_settings() -> ConnectionSettings:
-    env_url = os.environ.get(ENV_API_URL)
+    # Temporal's own variables are accepted too, so a worker configured for Temporal Cloud the
+    # standard way needs nothing else.
+    env_url = os.environ.get(ENV_API_URL) or os.environ.get("TEMPORAL_ADDRESS")
     if env_url:
-        url, key, source = env_url, os.environ.get(ENV_API_KEY) or None, "environment"
+        key = os.environ.get(ENV_API_KEY) or os.environ.get("TEMPORAL_API_KEY") or None
+        url, source = env_url, "environment"
         profile: dict[str, str] = {}
     else:
         profile = load_profile()
@@ -84,7 +87,10 @@ def resolve_settings() -> ConnectionSettings:
     return ConnectionSettings(
         api_url=check_api_url(url),
         api_key=key,
-        namespace=os.environ.get(ENV_NAMESPACE) or profile.get("namespace") or _names.DEFAULT_NAMESPACE,
+        namespace=os.environ.get(ENV_NAMESPACE)
+        or os.environ.get("TEMPORAL_NAMESPACE")
+        or profile.get("namespace")
+        or _names.DEFAULT_NAMESPACE,
         task_queue=os.environ.get(ENV_TASK_QUEUE)
         or profile.get("task_queue")
         or _names.DEFAULT_TASK_QUEUE,

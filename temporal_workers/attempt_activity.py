@@ -54,7 +54,7 @@ class AttemptActivities:
                 "%s attempt %d: engine retry %d (a previous run was lost)",
                 request.invocation.invocation_id, request.attempt_number, info.attempt,
             )
-        session = _ActivitySession(self._client, info.workflow_id)
+        session = _ActivitySession(self._client, info.workflow_id or request.invocation.invocation_id)
         try:
             return await self._backend.run_attempt(request, session)
         except InfrastructureError as exc:

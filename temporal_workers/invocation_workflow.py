@@ -217,7 +217,7 @@ class InvocationWorkflow:
                "attempts": [_without_traceback(a) for a in self._record.attempts]}
         )
         workflow.upsert_memo({"state": memo_record})
-        workflow.upsert_search_attributes([SearchAttributePair(STATUS_KEY, self._record.status)])
+        workflow.upsert_search_attributes([STATUS_KEY.value_set(self._record.status)])
         error = f"\n\nerror: {self._record.error.type}: {self._record.error.message}" if self._record.error else ""
         workflow.set_current_details(
             f"**{self._record.status}** · attempts: {len(self._record.attempts)} · "

@@ -1,8 +1,9 @@
 """The concurrency quota of one function: a semaphore workflow, exact across every worker and
 every version of the function.
 
-Invocations ask with an update (answered at once: granted or queued); a queued invocation
-waits for a grant signal. Slots go to waiters in start order. An invocation gives its slot back
+Invocations ask with an update (answered at once: granted or queued), or, when the engine
+refuses more concurrent updates (bursts), with a signal; either way a queued invocation waits
+for a grant signal. Slots go to waiters in start order. An invocation gives its slot back
 after each attempt, or its place in the queue when cancelled while waiting. A holder that
 vanished without releasing (its workflow terminated or deleted) is reaped by a periodic check.
 """
@@ -47,6 +48,15 @@ class QuotaWorkflow:
     @workflow.update(name=_names.QUOTA_ACQUIRE_UPDATE)
     def acquire(self, request: QuotaRequest) -> bool:
         """True: the slot is the caller's now. False: queued; a grant signal follows."""
+        return self._acquire(request)
+
+    @workflow.signal(name=_names.QUOTA_ACQUIRE_SIGNAL)
+    def acquire_queued(self, request: QuotaRequest) -> None:
+        """The same request by signal: its answer always comes as a grant signal."""
+        if self._acquire(request):
+            self._spawn_notify(request.invocation_id)
+
+    def _acquire(self, request: QuotaRequest) -> bool:
         if request.invocation_id in self._holders:
             return True
         queued = any(w.invocation_id == request.invocation_id for w in self._waiters)
@@ -69,9 +79,12 @@ class QuotaWorkflow:
         while self._waiters and len(self._holders) < self._waiters[0].limit:
             request = self._waiters.pop(0)
             self._holders[request.invocation_id] = request.limit
-            task = asyncio.ensure_future(self._notify(request.invocation_id))
-            self._grants.add(task)
-            task.add_done_callback(self._grants.discard)
+            self._spawn_notify(request.invocation_id)
+
+    def _spawn_notify(self, invocation_id: str) -> None:
+        task = asyncio.ensure_future(self._notify(invocation_id))
+        self._grants.add(task)
+        task.add_done_callback(self._grants.discard)
 
     async def _notify(self, invocation_id: str) -> None:
         try:

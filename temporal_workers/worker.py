@@ -38,11 +38,11 @@ def make_backend(settings: WorkerSettings) -> ContainerBackend:
 
         return LocalBackend(settings)
     if settings.backend == "fargate":
-        from temporal_workers.backends.fargate import FargateBackend  # type: ignore[import-not-found]
+        from temporal_workers.backends.fargate import FargateBackend
 
         backend: ContainerBackend = FargateBackend.from_environment(settings)
         return backend
-    from temporal_workers.backends.fake import FakeBackend  # type: ignore[import-not-found]
+    from temporal_workers.backends.fake import FakeBackend
 
     fake: ContainerBackend = FakeBackend()
     return fake

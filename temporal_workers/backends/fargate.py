@@ -323,8 +323,8 @@ def container_environment(
     }
     if invocation.requirements_sha256:
         env[ENV_REQUIREMENTS_SHA256] = invocation.requirements_sha256
-    if connection.api_key:
-        env["MULTINODE_API_KEY"] = connection.api_key
+    # The API key never travels in overrides (DescribeTasks would show it): the function task
+    # definition injects it from Secrets Manager.
     return env
 
 

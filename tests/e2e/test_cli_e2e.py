@@ -352,10 +352,11 @@ def test_describe_at_every_level_and_logs(control_plane: ControlPlane, deploy_ta
     assert ok("logs", f"--invocation-id={child_id}", f"--project-name={project}",
               "--function-name=child").stdout == "child got 3\n"
     latest = ok("logs", f"--invocation-id={flaky_id}")
-    assert latest.stdout == "attempt 2 starting\n"
+    assert latest.stdout.startswith("attempt 2 starting\nTraceback (most recent call last):\n")
+    assert "ValueError: broken in attempt 2" in latest.stdout and "_runner.py" not in latest.stdout
     assert "# attempt 2 of" in latest.stderr
     first = ok("logs", f"invocation-id={flaky_id}", "attempt=1").stdout
-    assert first == "attempt 1 starting\n"
+    assert first.startswith("attempt 1 starting\nTraceback") and first.endswith("ValueError: broken in attempt 1\n")
     lines = [json.loads(line) for line in ok("logs", f"--invocation-id={flaky_id}", "--attempt", "1", "--json").stdout.splitlines()]
     assert lines[0] == {"invocation_id": flaky_id, "attempt": 1, "line": "attempt 1 starting"}
     assert "has no attempt 3" in fails(1, "logs", f"--invocation-id={flaky_id}", "--attempt", "3")

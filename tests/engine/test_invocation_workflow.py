@@ -1,0 +1,168 @@
+"""Engine tier: the invocation workflow on the real dev server, with scripted attempts from the
+fake backend (no processes), in a worker inside the test on a task queue of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import pytest
+
+import multinode as mn
+from multinode import InvocationStatus, errors
+from multinode._wire import AttemptOutcome, AttemptRequest, ErrorInfo, Outcome
+from temporal_workers.backends import InfrastructureError
+from temporal_workers.backends.fake import FakeBackend
+from tests.conftest import ControlPlane
+
+pytestmark = pytest.mark.timeout(90)
+
+TASKS = "from multinode import Multinode\nmn = Multinode()\n@mn.function(max_retries=3)\ndef f(x):\n    return x\n"
+
+
+def failing_then_ok(failures: int, infrastructure_faults: int = 0):  # type: ignore[no-untyped-def]
+    def script(request: AttemptRequest, run: int) -> AttemptOutcome:
+        now = time.time()
+        if run <= infrastructure_faults:
+            raise InfrastructureError("the launch failed (scripted)")
+        if request.attempt_number <= failures:
+            error = ErrorInfo("RuntimeError", f"scripted failure {request.attempt_number}")
+            return AttemptOutcome(Outcome.FAILED, None, error, now, now, exit_code=1)
+        return AttemptOutcome(Outcome.SUCCEEDED, request.invocation.args[0], None, now, now,
+                              exit_code=0, has_value=True)
+
+    return script
+
+
+@pytest.fixture
+def fake_worker(control_plane: ControlPlane):  # type: ignore[no-untyped-def]
+    """Yields a function that starts an in-test worker with a scripted backend and returns a
+    client bound to its task queue."""
+    from multinode._client import Client
+    from multinode._settings import resolve_settings
+    from temporal_workers.settings import load_worker_settings
+    from temporal_workers.worker import build_worker
+
+    stops: list[tuple[threading.Event, threading.Thread]] = []
+
+    def start(backend: FakeBackend) -> Client:
+        queue = f"fake-{uuid.uuid4().hex[:8]}"
+        base = resolve_settings()
+        connection = type(base)(base.api_url, None, base.namespace, queue, "environment")
+        settings = load_worker_settings().model_copy(update={"connection": connection})
+        ready, stop = threading.Event(), threading.Event()
+
+        async def run() -> None:
+            from multinode._engine import connect
+
+            worker = build_worker(await connect(connection), settings, backend)
+            async with worker:
+                ready.set()
+                while not stop.is_set():
+                    await asyncio.sleep(0.05)
+
+        thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
+        thread.start()
+        assert ready.wait(30)
+        stops.append((stop, thread))
+        return Client(connection)
+
+    yield start
+    for stop, thread in stops:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def _function(client, deploy_tasks):  # type: ignore[no-untyped-def]
+    project = deploy_tasks(TASKS).project_name
+    return mn.Function("f", project_name=project, client=client)
+
+
+def test_only_function_failures_count_against_retries(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
+    backend = FakeBackend(failing_then_ok(failures=2, infrastructure_faults=1))
+    f = _function(fake_worker(backend), deploy_tasks)
+    invocation_id = f.start({"answer": 42})
+    assert f.await_result(invocation_id) == {"answer": 42}
+    final = f.get(invocation_id)
+    assert final.status == InvocationStatus.SUCCEEDED and final.num_failed_attempts == 2
+    assert [a.outcome for a in final.attempts] == ["failed", "failed", "succeeded"]
+    # 1 engine retry (not counted) + 3 attempts; the fake never decoded the argument.
+    assert len(backend.runs) == 4
+    assert backend.runs[0].invocation.args == backend.runs[1].invocation.args
+
+
+def test_retries_run_out(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
+    backend = FakeBackend(failing_then_ok(failures=10))
+    f = _function(fake_worker(backend), deploy_tasks)
+    with pytest.raises(errors.InvocationFailedError, match="scripted failure 4"):
+        f.call_remote(1)
+    assert len(backend.runs) == 4  # max_retries=3
+
+
+def test_state_query_matches_get(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
+    release = threading.Event()
+
+    async def slow(request: AttemptRequest, run: int) -> AttemptOutcome:
+        while not release.is_set():
+            await asyncio.sleep(0.05)
+        now = time.time()
+        return AttemptOutcome(Outcome.SUCCEEDED, request.invocation.args[0], None, now, now, has_value=True)
+
+    client = fake_worker(FakeBackend(slow))
+    f = _function(client, deploy_tasks)
+    invocation_id = f.start(5)
+
+    async def query() -> str:
+        engine = await client.engine()
+        record = await engine.client.get_workflow_handle(invocation_id).query("state")
+        return str(record["status"])
+
+    assert client.run(query()) == "PENDING"
+    release.set()
+    assert f.await_result(invocation_id) == 5
+
+
+def test_list_pages_each_invocation_exactly_once(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
+    """500 invocations, some still finishing while the pages are read."""
+    from multinode import _codec
+
+    client = fake_worker(FakeBackend())
+    f = _function(client, deploy_tasks)
+    futures = [client.submit(f._start_async(*_codec.encode_arguments((i,), {}))) for i in range(500)]
+    started = [future.result(timeout=120) for future in futures]
+    seen: list[str] = []
+    offset = None
+    pages = 0
+    while True:
+        page = f.list(offset=offset)
+        pages += 1
+        assert len(page.invocation_ids) <= 50
+        seen.extend(page.invocation_ids)
+        if page.offset is None:
+            break
+        offset = page.offset
+    assert pages == 10
+    assert sorted(seen) == sorted(started) and len(seen) == len(set(seen))
+    assert seen == sorted(seen, reverse=True)
+    assert f.list_ids() == seen
+
+
+def test_map_reads_its_input_lazily(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
+    from multinode._function import MAP_WINDOW
+
+    f = _function(fake_worker(FakeBackend()), deploy_tasks)
+    pulled = 0
+
+    def items():  # type: ignore[no-untyped-def]
+        nonlocal pulled
+        for x in range(10_000):
+            pulled += 1
+            yield x
+
+    results = f.map(items())
+    assert next(results) == 0
+    assert pulled <= MAP_WINDOW + 1
+    assert [next(results) for _ in range(5)] == [1, 2, 3, 4, 5]
+    results.close()  # abandoning a map cancels what it started and no longer waits for
