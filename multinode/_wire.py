@@ -92,6 +92,8 @@ class AttemptOutcome:
     has_value: bool = False
     # Invocations the attempt started (nested): cancelled if this invocation does not succeed.
     children: list[str] = field(default_factory=list)
+    # The worker gave the quota slot back the moment the container was gone.
+    quota_released: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ the backend to the engine (heartbeats, cancellation, the RUNNING notice)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from temporalio import activity
@@ -56,6 +57,21 @@ class AttemptActivities:
             )
         session = _ActivitySession(self._client, info.workflow_id or request.invocation.invocation_id)
         try:
-            return await self._backend.run_attempt(request, session)
+            outcome = await self._backend.run_attempt(request, session)
         except InfrastructureError as exc:
             raise ApplicationError(str(exc), type="InfrastructureError") from None
+        return dataclasses.replace(outcome, quota_released=await self._release_quota(request))
+
+    async def _release_quota(self, request: AttemptRequest) -> bool:
+        """Hand the slot to the next waiter now that the container is gone, instead of one
+        workflow task later; the workflow releases it itself if this fails."""
+        invocation = request.invocation
+        quota = _names.quota_workflow_id(invocation.project_name, invocation.function_name)
+        try:
+            await self._client.get_workflow_handle(quota).signal(
+                _names.QUOTA_RELEASE_SIGNAL, invocation.invocation_id
+            )
+            return True
+        except Exception as exc:  # best effort: the workflow's own release follows
+            log.warning("could not release the quota slot of %s: %s", invocation.invocation_id, exc)
+            return False

@@ -101,9 +101,8 @@ class InvocationWorkflow:
             if self._cancel_requested or not await self._acquire_quota():
                 return self._finish(CANCELLED)
             self._attempt_number += 1
-            try:
-                outcome = await self._run_attempt()
-            finally:
+            outcome = await self._run_attempt()
+            if not outcome.quota_released:
                 await self._release_quota()
             self._children.extend(c for c in outcome.children if c not in self._children)
             self._record.attempts.append(

@@ -22,6 +22,8 @@ class WorkerSettings(BaseModel):
     # How soon the engine notices a dead worker or a lost attempt, and retries it.
     heartbeat_timeout_seconds: float = Field(default=5.0, ge=1, le=600)
     max_concurrent_attempts: int = Field(default=200, ge=1, le=10_000)
+    # Start attempts by forking a warm process per version environment (Linux, local backend).
+    fork_server: bool = True
     # How often a function's quota checks that its holders still exist.
     quota_reap_seconds: float = Field(default=30.0, ge=1, le=3600)
     # How often finished invocations are archived, and how far behind the present (visibility
@@ -52,6 +54,7 @@ def load_worker_settings(**overrides: object) -> WorkerSettings:
         "grace_period_seconds": "MULTINODE_GRACE_PERIOD_SECONDS",
         "heartbeat_timeout_seconds": "MULTINODE_HEARTBEAT_TIMEOUT_SECONDS",
         "max_concurrent_attempts": "MULTINODE_MAX_CONCURRENT_ATTEMPTS",
+        "fork_server": "MULTINODE_FORK_SERVER",
         "quota_reap_seconds": "MULTINODE_QUOTA_REAP_SECONDS",
         "archive_interval_seconds": "MULTINODE_ARCHIVE_INTERVAL_SECONDS",
         "archive_lag_seconds": "MULTINODE_ARCHIVE_LAG_SECONDS",

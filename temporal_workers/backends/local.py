@@ -17,6 +17,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from multinode import _runner
 from multinode._environment import RequirementsInstallError, environment_python
@@ -25,6 +26,7 @@ from multinode._package import PackageIntegrityError, PackageNotFoundError, extr
 from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest, ErrorInfo, Outcome
 from temporal_workers.backends import AttemptSession, ContainerBackend, InfrastructureError
 from temporal_workers.backends.cgroups import Cgroup, CgroupLimiter
+from temporal_workers.backends.forkserver import ForkServers
 from temporal_workers.settings import WorkerSettings
 
 log = logging.getLogger("multinode.worker")
@@ -35,6 +37,17 @@ TICK_SECONDS = 0.25
 # Functions shorter than this never cost the workflow an extra task for the RUNNING transition:
 # their start time still arrives with the outcome.
 NOTIFY_STARTED_AFTER_SECONDS = 0.2
+
+
+class AttemptProcess(Protocol):
+    """A spawned or forked attempt: a pid leading its own process group, and its exit code."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
 
 
 @dataclass
@@ -88,7 +101,8 @@ class LocalBackend(ContainerBackend):
         self._limiter = limiter or CgroupLimiter()
         self._prepared: dict[tuple[str, str | None], tuple[Path, Path]] = {}
         self._prepare_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
-        self._running: set[asyncio.subprocess.Process] = set()
+        self._running: set[AttemptProcess] = set()
+        self._forks = ForkServers(_base_environment()) if settings.fork_server else None
 
     # ----- preparation --------------------------------------------------------------------
 
@@ -148,11 +162,7 @@ class LocalBackend(ContainerBackend):
     def _environment(self, request: AttemptRequest, code_dir: Path, input_path: Path) -> dict[str, str]:
         invocation = request.invocation
         connection = self._settings.connection
-        env = {
-            name: os.environ[name]
-            for name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
-            if name in os.environ
-        }
+        env = _base_environment()
         env.update(
             {
                 "PYTHONUNBUFFERED": "1",
@@ -189,20 +199,9 @@ class LocalBackend(ContainerBackend):
         if cgroup is not None and cgroup.deferred_cpu_procs is not None:
             env[_runner.ENV_CPU_CGROUP] = str(cgroup.deferred_cpu_procs)
         read_fd, write_fd = os.pipe()
-        env[_runner.ENV_REPORT_FD] = str(write_fd)
         log_file = open(log_path, "ab")
         try:
-            proc = await asyncio.create_subprocess_exec(
-                str(python), "-m", "multinode._runner",
-                cwd=code_dir,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                pass_fds=(write_fd,),
-                preexec_fn=cgroup.join if cgroup else None,
-            )
+            proc = await self._start_process(python, code_dir, env, log_file.fileno(), write_fd, cgroup)
         except OSError as exc:
             os.close(read_fd)
             raise InfrastructureError(f"starting the function's process failed: {exc}") from exc
@@ -231,11 +230,36 @@ class LocalBackend(ContainerBackend):
                 cgroup.remove()
             input_path.unlink(missing_ok=True)
 
+    async def _start_process(
+        self, python: Path, code_dir: Path, env: dict[str, str], log_fd: int, report_fd: int,
+        cgroup: Cgroup | None,
+    ) -> AttemptProcess:
+        """Fork the attempt from the version's fork server; spawn it if there is none."""
+        if self._forks is not None:
+            memory_procs = cgroup.memory_dir / "cgroup.procs" if cgroup and cgroup.memory_dir else None
+            try:
+                server = await self._forks.get(python, code_dir)
+                return await server.spawn(env, code_dir, log_fd, report_fd, memory_procs)
+            except (OSError, asyncio.TimeoutError) as exc:
+                log.warning("fork server unavailable (%s); spawning this attempt", exc)
+        env = {**env, _runner.ENV_REPORT_FD: str(report_fd)}
+        return await asyncio.create_subprocess_exec(
+            str(python), "-m", "multinode._runner",
+            cwd=code_dir,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=(report_fd,),
+            preexec_fn=cgroup.join if cgroup else None,
+        )
+
     async def _supervise(
         self,
         request: AttemptRequest,
         session: AttemptSession,
-        proc: asyncio.subprocess.Process,
+        proc: AttemptProcess,
         frames: FrameReader,
         cgroup: Cgroup | None,
         started_at: float,
@@ -306,16 +330,27 @@ class LocalBackend(ContainerBackend):
     async def close(self) -> None:
         for proc in list(self._running):
             _kill_tree(proc, None)
+        if self._forks is not None:
+            await self._forks.close()
 
 
-def _signal(proc: asyncio.subprocess.Process, signum: int) -> None:
+def _base_environment() -> dict[str, str]:
+    """What a function's process inherits from the worker's environment: nothing secret."""
+    return {
+        name: os.environ[name]
+        for name in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+        if name in os.environ
+    }
+
+
+def _signal(proc: AttemptProcess, signum: int) -> None:
     try:
         os.kill(proc.pid, signum)
     except ProcessLookupError:
         pass
 
 
-def _kill_tree(proc: asyncio.subprocess.Process, cgroup: Cgroup | None) -> None:
+def _kill_tree(proc: AttemptProcess, cgroup: Cgroup | None) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -324,7 +359,7 @@ def _kill_tree(proc: asyncio.subprocess.Process, cgroup: Cgroup | None) -> None:
         cgroup.kill_all()
 
 
-async def _reap(proc: asyncio.subprocess.Process, cgroup: Cgroup | None) -> None:
+async def _reap(proc: AttemptProcess, cgroup: Cgroup | None) -> None:
     """Make sure nothing of the attempt survives: the process, its group, its cgroup."""
     if proc.returncode is None:
         await proc.wait()

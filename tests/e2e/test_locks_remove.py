@@ -86,6 +86,7 @@ def test_of_twenty_concurrent_starts_exactly_one_wins(project: str) -> None:
     assert hold.await_result(winners[0]) == "held"
 
 
+@pytest.mark.timeout(300)  # the engine applies deletions asynchronously, in about 30 s
 def test_remove_cancels_then_deletes(project: str) -> None:
     hold = mn.get_deployed_function(project, "hold")
     finished = hold.start(0)

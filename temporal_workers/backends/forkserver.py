@@ -1,0 +1,166 @@
+"""The worker's side of the fork server (see multinode/_forkserver.py): one per (environment,
+code) pair, started on first use, restarted if it dies. Attempts it forks behave like spawned
+processes towards the supervisor: a pid that leads its own process group, an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from multinode._forkserver import ENV_SOCKET_FD, MAX_MESSAGE
+
+log = logging.getLogger("multinode.worker")
+
+START_TIMEOUT_SECONDS = 30.0
+
+
+class ForkedProcess:
+    """A forked attempt: enough of asyncio.subprocess.Process for the supervisor."""
+
+    def __init__(self, pid: int, exited: asyncio.Future[int]) -> None:
+        self.pid = pid
+        self._exited = exited
+
+    @property
+    def returncode(self) -> int | None:
+        return self._exited.result() if self._exited.done() else None
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+
+class ForkServer:
+    def __init__(self, python: Path, code_dir: Path, environment: dict[str, str]) -> None:
+        self._python = python
+        self._code_dir = code_dir
+        self._environment = environment
+        self._socket: socket.socket | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._pids: dict[int, asyncio.Future[int]] = {}
+        self._exits: dict[int, asyncio.Future[int]] = {}
+        self._ids = itertools.count(1)
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.returncode is None and self._socket is not None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._ready = loop.create_future()
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                str(self._python), "-m", "multinode._forkserver",
+                cwd=self._code_dir,
+                env={**self._environment, ENV_SOCKET_FD: str(theirs.fileno())},
+                pass_fds=(theirs.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._socket = ours
+        loop.add_reader(ours.fileno(), self._on_readable)
+        await asyncio.wait_for(asyncio.shield(self._ready), START_TIMEOUT_SECONDS)
+
+    def _on_readable(self) -> None:
+        assert self._socket is not None
+        try:
+            message = self._socket.recv(MAX_MESSAGE)
+        except BlockingIOError:
+            return
+        except OSError:
+            message = b""
+        if not message:
+            self._lost()
+            return
+        reply: dict[str, Any] = json.loads(message)
+        if reply.get("ready") and self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+        elif "pid" in reply:
+            future = self._pids.pop(reply["id"], None)
+            if future is not None and not future.done():
+                future.set_result(int(reply["pid"]))
+        elif "exit" in reply:
+            exited = self._exits.pop(reply["id"], None)
+            if exited is not None and not exited.done():
+                exited.set_result(int(reply["exit"]))
+
+    def _lost(self) -> None:
+        """The server is gone: its children were killed with it (it kills them on the way out,
+        and each child kills its own group when its parent vanishes)."""
+        if self._socket is not None:
+            asyncio.get_running_loop().remove_reader(self._socket.fileno())
+            self._socket.close()
+            self._socket = None
+        error = OSError("the fork server exited")
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(error)
+        for future in self._pids.values():
+            if not future.done():
+                future.set_exception(error)
+        for exited in self._exits.values():
+            if not exited.done():
+                exited.set_result(-9)
+        self._pids.clear()
+        self._exits.clear()
+
+    async def spawn(self, env: dict[str, str], cwd: Path, log_fd: int, report_fd: int,
+                    memory_procs: Path | None) -> ForkedProcess:
+        if not self.alive:
+            raise OSError("the fork server is not running")
+        assert self._socket is not None
+        request_id = next(self._ids)
+        loop = asyncio.get_running_loop()
+        pid_future: asyncio.Future[int] = loop.create_future()
+        exited: asyncio.Future[int] = loop.create_future()
+        self._pids[request_id] = pid_future
+        self._exits[request_id] = exited
+        message = json.dumps({"id": request_id, "env": env, "cwd": str(cwd),
+                              "memory_procs": str(memory_procs) if memory_procs else None})
+        socket.send_fds(self._socket, [message.encode()], [log_fd, report_fd])
+        pid = await asyncio.wait_for(pid_future, START_TIMEOUT_SECONDS)
+        return ForkedProcess(pid, exited)
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            asyncio.get_running_loop().remove_reader(self._socket.fileno())
+            self._socket.close()  # the server sees EOF, kills what it forked, and exits
+            self._socket = None
+        if self._process is not None and self._process.returncode is None:
+            try:
+                await asyncio.wait_for(self._process.wait(), 5)
+            except asyncio.TimeoutError:
+                self._process.kill()
+
+
+class ForkServers:
+    """One fork server per (environment, code), started lazily, replaced when it dies."""
+
+    def __init__(self, environment: dict[str, str]) -> None:
+        self._environment = environment
+        self._servers: dict[tuple[Path, Path], ForkServer] = {}
+        self._locks: dict[tuple[Path, Path], asyncio.Lock] = {}
+
+    async def get(self, python: Path, code_dir: Path) -> ForkServer:
+        key = (python, code_dir)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            server = self._servers.get(key)
+            if server is None or not server.alive:
+                server = ForkServer(python, code_dir, self._environment)
+                await server.start()
+                self._servers[key] = server
+                log.info("fork server ready for %s", code_dir.name[:12])
+            return server
+
+    async def close(self) -> None:
+        for server in self._servers.values():
+            await server.close()
+        self._servers.clear()

@@ -1,0 +1,157 @@
+"""Issue 8: real faults injected into a running system; nothing is lost, nothing runs twice at
+once."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import multinode as mn
+from multinode import InvocationStatus, errors
+from tests.conftest import ControlPlane, running_control_plane, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+TASKS = '''
+import os, time
+from pathlib import Path
+from multinode import Multinode
+
+mn = Multinode()
+
+
+@mn.function(max_concurrency=10)
+def record(marker_dir, index, seconds):
+    """Records each run: start time and pid, then end time."""
+    run = f"{index}-{os.getpid()}"
+    Path(marker_dir, f"start-{run}").write_text(repr(time.time()))
+    time.sleep(seconds)
+    Path(marker_dir, f"end-{run}").write_text(repr(time.time()))
+    return index
+
+
+@mn.function(max_concurrency=1)
+def one_at_a_time(marker_dir, index, seconds):
+    Path(marker_dir, f"start-{index}").write_text(repr(time.time()))
+    time.sleep(seconds)
+    return index
+'''
+
+
+def _client_for(queue: str):  # type: ignore[no-untyped-def]
+    from multinode._client import Client
+    from multinode._settings import resolve_settings
+
+    base = resolve_settings()
+    return Client(type(base)(base.api_url, None, base.namespace, queue, "environment"))
+
+
+def _runs(folder: Path) -> dict[str, list[tuple[float, float | None]]]:
+    """Per invocation index: (start, end) of each run; end None for a run that was killed."""
+    runs: dict[str, list[tuple[float, float | None]]] = {}
+    for start in folder.glob("start-*"):
+        run = start.name.removeprefix("start-")
+        end = folder / f"end-{run}"
+        index = run.split("-")[0]
+        runs.setdefault(index, []).append(
+            (float(start.read_text()), float(end.read_text()) if end.exists() else None)
+        )
+    return runs
+
+
+def test_killing_a_worker_mid_attempts_loses_nothing(control_plane: ControlPlane, deploy_tasks, tmp_path: Path) -> None:
+    queue = f"kill-worker-{uuid.uuid4().hex[:8]}"
+    project = deploy_tasks(TASKS).project_name
+    record = mn.Function("record", project_name=project, client=_client_for(queue))
+    doomed = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+    ids = [record.start(str(tmp_path), index, 2.0) for index in range(6)]
+    wait_until(lambda: len(list(tmp_path.glob("start-*"))) == 6, timeout=60, message="all running")
+    control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+    doomed.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    doomed.wait()
+    assert [record.await_result(i, timeout=120) for i in ids] == list(range(6))
+    for invocation_id in ids:
+        final = record.get(invocation_id)
+        assert final.status == InvocationStatus.SUCCEEDED and final.num_failed_attempts == 0
+    for index, runs in _runs(tmp_path).items():
+        runs.sort()
+        for (start, end), (next_start, _) in zip(runs, runs[1:]):
+            # A run killed with its worker ended at the kill; the next began after it.
+            assert next_start > (end if end is not None else killed_at), index
+
+
+def test_control_plane_killed_and_restarted(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    from multinode._deploy import deploy
+    from multinode._devserver import DevServer
+
+    home = tmp_path_factory.mktemp("restart-home")
+    with running_control_plane(home) as plane:
+        folder = tmp_path / "tasks"
+        folder.mkdir()
+        (folder / "main.py").write_text(TASKS)
+        project = deploy(folder, "survivor").project_name
+        record = mn.get_deployed_function(project, "record")
+        marker = tmp_path / "markers"
+        marker.mkdir()
+        before = [record.start(str(marker), index, 3.0) for index in range(3)]
+        wait_until(lambda: len(list(marker.glob("start-*"))) == 3, timeout=60, message="running")
+        server: DevServer = plane.server  # type: ignore[assignment]
+        server.kill()  # kill -9, database kept
+        started = time.monotonic()
+        with pytest.raises(errors.MultinodeError):
+            record.start(str(marker), 99, 0.1)  # during the outage: a clear error, no hang
+        assert time.monotonic() - started < 60
+        server.stop()  # releases the state folder's lock; the process is already gone
+        server.process = None
+        server.start()  # the same ports, the same database
+        assert [record.await_result(i, timeout=120) for i in before] == [0, 1, 2]
+        after = record.start(str(marker), 3, 0.1)
+        assert record.await_result(after, timeout=60) == 3
+        for invocation_id in before:
+            assert record.get(invocation_id).status == InvocationStatus.SUCCEEDED
+
+
+def test_worker_restarted_while_invocations_wait_for_quota(control_plane: ControlPlane, deploy_tasks, tmp_path: Path) -> None:
+    queue = f"restart-{uuid.uuid4().hex[:8]}"
+    project = deploy_tasks(TASKS).project_name
+    one = mn.Function("one_at_a_time", project_name=project, client=_client_for(queue))
+    first_worker = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+    ids = [one.start(str(tmp_path), index, 1.0) for index in range(4)]
+    wait_until(lambda: (tmp_path / "start-0").exists(), timeout=60, message="first running")
+    assert one.get(ids[2]).status == InvocationStatus.PENDING
+    first_worker.terminate()
+    first_worker.wait(timeout=30)
+    control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+    assert [one.await_result(i, timeout=120) for i in ids] == [0, 1, 2, 3]
+    starts = {int(p.name.split("-")[1]): float(p.read_text()) for p in tmp_path.glob("start-*")}
+    assert sorted(starts, key=starts.__getitem__)[1:] == [1, 2, 3]
+
+
+@pytest.fixture
+def two_workers(control_plane: ControlPlane) -> Iterator[str]:
+    queue = f"load-{uuid.uuid4().hex[:8]}"
+    control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+    control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+    yield queue
+
+
+def test_load_quota_never_exceeded_nothing_lost_or_duplicated(two_workers: str, deploy_tasks, tmp_path: Path) -> None:
+    """The test-sized run of benchmarks/load.py: 60 invocations, quota 10, two workers."""
+    project = deploy_tasks(TASKS).project_name
+    record = mn.Function("record", project_name=project, client=_client_for(two_workers))
+    ids = [record.start(str(tmp_path), index, 0.3) for index in range(60)]
+    assert sorted(record.await_result(i, timeout=150) for i in ids) == list(range(60))
+    runs = _runs(tmp_path)
+    assert sorted(int(i) for i in runs) == list(range(60)) and all(len(r) == 1 for r in runs.values())
+    events = sorted([(s, 1) for r in runs.values() for s, _ in r] + [(e, -1) for r in runs.values() for _, e in r if e])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak <= 10
