@@ -113,8 +113,12 @@ def command(config: DevServerConfig) -> list[str]:
 def check_ports_free(config: DevServerConfig) -> None:
     for flag, port in config.ports().items():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the server itself binds: connections left in TIME_WAIT by a previous run (or
+            # a crash) do not make the port busy, a listener does.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((HOST, port))
+                probe.listen(1)
             except OSError:
                 raise DevServerError(
                     f"port {port} ({flag.lstrip('-')}) on {HOST} is already in use; is another "

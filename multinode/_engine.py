@@ -61,6 +61,8 @@ from multinode.errors import (
 T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS = 10.0
+# Up to this many invocations, a page is one listing sorted here; beyond, time windows.
+LIST_SMALL = 2000
 # The engine applies deletions asynchronously (about 30 s on the dev server); `.remove` returns
 # once they are done, so nothing reads the invocation afterwards.
 REMOVE_WAIT_SECONDS = 120.0
@@ -75,6 +77,7 @@ KEY_LOCK = SearchAttributeKey.for_keyword(_names.SA_LOCK)
 KEY_CREATED = SearchAttributeKey.for_datetime(_names.SA_CREATED)
 
 _OPEN = (None, WorkflowExecutionStatus.RUNNING)
+_FINAL_STATUSES = {s.value for s in InvocationStatus if s.is_final}
 
 
 def unreachable_message(settings: ConnectionSettings, detail: object) -> str:
@@ -316,9 +319,11 @@ class Engine:
             raise _invocation_error(exc, invocation_id) from None
         if description.workflow_type != _names.INVOCATION_WORKFLOW:
             raise InvocationDoesNotExistError(f"no invocation with id {invocation_id!r}")
-        if description.status not in _OPEN:
-            return await self._final_record(handle), True
         record: InvocationRecord = await description.memo_value("state", type_hint=InvocationRecord)
+        if description.status not in _OPEN:
+            if record.status in _FINAL_STATUSES:
+                return record, True
+            return await self._final_record(handle), True
         progress = await self._attempt_progress(description.raw_description)
         if progress is not None:
             if progress.phase == "running" and record.status == InvocationStatus.PENDING.value:
@@ -457,8 +462,14 @@ class Engine:
         creation-time search attribute (the id's own timestamp) and sorts here.
         """
         upper = id_time_millis(before_id) / 1000 + 0.001 if before_id else time.time() + 3600
+        scope = f"{query} AND {_names.SA_CREATED} < {_rfc3339(upper)}"
+        if await self.count(scope) <= LIST_SMALL:
+            # Small enough to read at once: one listing, sorted here.
+            found = {i async for i in self.list_invocation_ids(scope) if before_id is None or i < before_id}
+            ordered = sorted(found, reverse=True)
+            return ordered[:limit], len(ordered) > limit
         window = 60.0
-        found: set[str] = set()
+        found = set()
         while True:
             lower = upper - window
             span = f"{_names.SA_CREATED} >= {_rfc3339(lower)} AND {_names.SA_CREATED} < {_rfc3339(upper)}"

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 from datetime import datetime, timedelta, timezone
 
 from temporalio import activity
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
     WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowFailureError,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -42,26 +38,10 @@ class CoordinationActivities:
         self._archive_lag_seconds = archive_lag_seconds
 
     @activity.defn(name=_names.ACQUIRE_QUOTA_ACTIVITY)
-    async def acquire_quota(self, request: QuotaRequest) -> bool:
-        """Ask the function's semaphore for a slot, creating the semaphore on first use."""
-        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
-            _names.QUOTA_WORKFLOW,
-            QuotaState(holders={}, waiters=[]),
-            id=_names.quota_workflow_id(request.project_name, request.function_name),
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"concurrency quota of {request.project_name}.{request.function_name}",
-        )
-        try:
-            granted: bool = await self._client.execute_update_with_start_workflow(
-                _names.QUOTA_ACQUIRE_UPDATE, request, start_workflow_operation=start, result_type=bool,
-                rpc_timeout=timedelta(seconds=5),
-            )
-            return granted
-        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError, WorkflowUpdateFailedError):
-            # The engine caps concurrent updates per workflow (bursts of starts hit it): queue
-            # by signal instead, which has no such cap; the grant arrives by signal.
-            pass
+    async def acquire_quota(self, request: QuotaRequest) -> None:
+        """Queue for a slot (creating the function's semaphore on first use); the grant arrives
+        as a signal. A signal, not an update: no cap on concurrent requests, and no waiting on
+        the semaphore's own workflow task while this local activity holds a task slot."""
         await self._client.start_workflow(
             _names.QUOTA_WORKFLOW,
             QuotaState(holders={}, waiters=[]),
@@ -70,8 +50,8 @@ class CoordinationActivities:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             start_signal=_names.QUOTA_ACQUIRE_SIGNAL,
             start_signal_args=[request],
+            static_summary=f"concurrency quota of {request.project_name}.{request.function_name}",
         )
-        return False
 
     @activity.defn(name=_names.CLOSED_INVOCATIONS_ACTIVITY)
     async def closed_invocations(self, invocation_ids: list[str]) -> list[str]:

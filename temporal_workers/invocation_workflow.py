@@ -141,7 +141,7 @@ class InvocationWorkflow:
     async def _acquire_quota(self) -> bool:
         """Wait (PENDING) for a slot of the function's quota; False if cancelled meanwhile."""
         self._quota_granted = False
-        granted = await workflow.execute_local_activity(
+        await workflow.execute_local_activity(
             _names.ACQUIRE_QUOTA_ACTIVITY,
             QuotaRequest(
                 project_name=self._input.project_name,
@@ -149,15 +149,13 @@ class InvocationWorkflow:
                 invocation_id=self._input.invocation_id,
                 limit=self._input.options.max_concurrency,
             ),
-            result_type=bool,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
         )
-        if not granted:
-            await workflow.wait_condition(lambda: self._quota_granted or self._cancel_requested)
-            if not self._quota_granted:
-                await self._release_quota()  # give up the place in the queue
-                return False
+        await workflow.wait_condition(lambda: self._quota_granted or self._cancel_requested)
+        if not self._quota_granted:
+            await self._release_quota()  # give up the place in the queue
+            return False
         return True
 
     async def _release_quota(self) -> None:
@@ -211,10 +209,15 @@ class InvocationWorkflow:
     def _publish(self) -> None:
         """Make the state readable without a worker: memo for `.get`, search attribute and
         details for the Web UI."""
+        final = self._record.status in FINAL
+        # The final record goes whole into the memo, so `.get` of a finished invocation is one
+        # describe; while running, the result lives in the attempt's heartbeat instead.
         memo_record = InvocationRecord(
-            **{**self._record.__dict__, "result": None, "has_result": False,
+            **{**self._record.__dict__,
                "attempts": [_without_traceback(a) for a in self._record.attempts]}
         )
+        if not final:
+            memo_record.result, memo_record.has_result = None, False
         workflow.upsert_memo({"state": memo_record})
         workflow.upsert_search_attributes([STATUS_KEY.value_set(self._record.status)])
         error = f"\n\nerror: {self._record.error.type}: {self._record.error.message}" if self._record.error else ""

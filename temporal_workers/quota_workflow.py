@@ -1,9 +1,8 @@
 """The concurrency quota of one function: a semaphore workflow, exact across every worker and
 every version of the function.
 
-Invocations ask with an update (answered at once: granted or queued), or, when the engine
-refuses more concurrent updates (bursts), with a signal; either way a queued invocation waits
-for a grant signal. Slots go to waiters in start order. An invocation gives its slot back
+Invocations ask by signal (signal-with-start creates the semaphore on first use) and are
+answered by a grant signal, at once when a slot is free. Slots go to waiters in start order. An invocation gives its slot back
 after each attempt, or its place in the queue when cancelled while waiting. A holder that
 vanished without releasing (its workflow terminated or deleted) is reaped by a periodic check.
 """
@@ -45,18 +44,13 @@ class QuotaWorkflow:
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._grants)
         workflow.continue_as_new(QuotaState(holders=self._holders, waiters=self._waiters))
 
-    @workflow.update(name=_names.QUOTA_ACQUIRE_UPDATE)
-    def acquire(self, request: QuotaRequest) -> bool:
-        """True: the slot is the caller's now. False: queued; a grant signal follows."""
-        return self._acquire(request)
-
     @workflow.signal(name=_names.QUOTA_ACQUIRE_SIGNAL)
-    def acquire_queued(self, request: QuotaRequest) -> None:
-        """The same request by signal: its answer always comes as a grant signal."""
+    def acquire(self, request: QuotaRequest) -> None:
         if self._acquire(request):
             self._spawn_notify(request.invocation_id)
 
     def _acquire(self, request: QuotaRequest) -> bool:
+        """True when the slot is the requester's right now (a repeat request included)."""
         if request.invocation_id in self._holders:
             return True
         queued = any(w.invocation_id == request.invocation_id for w in self._waiters)

@@ -107,7 +107,10 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None
         settings.connection.task_queue, backend.name,
     )
     await ensure_archiver(client, settings)
-    async with worker:
-        await stop.wait()
-        log.info("worker stopping")
+    try:
+        async with worker:
+            await stop.wait()
+            log.info("worker stopping")
+    finally:
+        # After the worker's shutdown: running attempts have ended or been stopped by then.
         await backend.close()

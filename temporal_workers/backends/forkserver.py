@@ -130,10 +130,8 @@ class ForkServer:
         return ForkedProcess(pid, exited)
 
     async def close(self) -> None:
-        if self._socket is not None:
-            asyncio.get_running_loop().remove_reader(self._socket.fileno())
-            self._socket.close()  # the server sees EOF, kills what it forked, and exits
-            self._socket = None
+        # The server sees EOF, kills what it forked, and exits; waiters learn it at once.
+        self._lost()
         if self._process is not None and self._process.returncode is None:
             try:
                 await asyncio.wait_for(self._process.wait(), 5)

@@ -122,8 +122,9 @@ def test_worker_restarted_while_invocations_wait_for_quota(control_plane: Contro
     project = deploy_tasks(TASKS).project_name
     one = mn.Function("one_at_a_time", project_name=project, client=_client_for(queue))
     first_worker = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
-    ids = [one.start(str(tmp_path), index, 1.0) for index in range(4)]
+    ids = [one.start(str(tmp_path), 0, 1.5)]
     wait_until(lambda: (tmp_path / "start-0").exists(), timeout=60, message="first running")
+    ids += [one.start(str(tmp_path), index, 0.5) for index in range(1, 4)]
     assert one.get(ids[2]).status == InvocationStatus.PENDING
     first_worker.terminate()
     first_worker.wait(timeout=30)
