@@ -550,20 +550,25 @@ def proc_status_mb(pid: int, field_name: str = "VmRSS") -> float:
 
 
 def runner_children(parent_pid: int) -> list[int]:
-    """Processes whose parent is the worker and that run `multinode._runner`."""
-    found = []
+    """Attempt processes under the worker: spawned by it (`-m multinode._runner`) or forked by
+    its fork server (whose children carry the fork server's command line)."""
+    parents: dict[int, int] = {}
+    commands: dict[int, bytes] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
+            commands[int(entry.name)] = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == parent_pid and b"multinode._runner" in cmdline:
-            found.append(int(entry.name))
-    return found
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    servers = {pid for pid, ppid in parents.items()
+               if ppid == parent_pid and b"multinode._forkserver" in commands.get(pid, b"")}
+    return [
+        pid for pid, ppid in parents.items()
+        if (ppid == parent_pid and b"multinode._runner" in commands.get(pid, b"")) or ppid in servers
+    ]
 
 
 def bare_process_mb() -> float:

@@ -42,6 +42,7 @@ from multinode._settings import ConnectionSettings
 from multinode._wire import (
     AttemptProgress,
     CancelReply,
+    ErrorInfo,
     InvocationInput,
     InvocationRecord,
     LockInput,
@@ -61,6 +62,7 @@ from multinode.errors import (
 T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS = 10.0
+LOCK_START_WAIT_SECONDS = 10.0
 # Up to this many invocations, a page is one listing sorted here; beyond, time windows.
 LIST_SMALL = 2000
 # The engine applies deletions asynchronously (about 30 s on the dev server); `.remove` returns
@@ -283,19 +285,33 @@ class Engine:
             static_summary=f"lock {lock.key!r} of {lock.project_name}, held by {lock.invocation.invocation_id}",
         )
         try:
-            await self.client.execute_update_with_start_workflow(
-                _names.LOCK_CHILD_STARTED_UPDATE, start_workflow_operation=operation, result_type=str
+            # The update returns once the guarded invocation exists, so its id is readable at
+            # once; without a worker to answer, the lock (and the invocation to come) stands.
+            await asyncio.wait_for(
+                self.client.execute_update_with_start_workflow(
+                    _names.LOCK_CHILD_STARTED_UPDATE, start_workflow_operation=operation, result_type=str
+                ),
+                timeout=LOCK_START_WAIT_SECONDS,
             )
-        except (temporalio.exceptions.WorkflowAlreadyStartedError, WorkflowUpdateFailedError, RPCError) as exc:
-            if isinstance(exc, RPCError) and exc.status != RPCStatusCode.ALREADY_EXISTS:
+            return
+        except (asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            if await self._lock_holder(lock_id) == lock.invocation.invocation_id:
+                return
+            raise ControlPlaneUnavailableError("the locked start was not confirmed in time; try again") from None
+        except WorkflowUpdateFailedError as exc:
+            raise MultinodeError(f"starting the invocation failed: {exc.cause}") from None
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.ALREADY_EXISTS:
                 raise translate_rpc_error(exc, "starting the invocation") from None
-            holder = await self._lock_holder(lock_id)
-            raise LockAlreadyInUse(
-                f"lock {lock.key!r} of project {lock.project_name!r} is held by "
-                f"{holder or 'another invocation'}",
-                lock=lock.key,
-                holder_invocation_id=holder,
-            ) from None
+        except temporalio.exceptions.WorkflowAlreadyStartedError:
+            pass
+        holder = await self._lock_holder(lock_id)
+        raise LockAlreadyInUse(
+            f"lock {lock.key!r} of project {lock.project_name!r} is held by "
+            f"{holder or 'another invocation'}",
+            lock=lock.key,
+            holder_invocation_id=holder,
+        )
 
     async def _lock_holder(self, lock_id: str) -> str | None:
         try:
@@ -321,9 +337,13 @@ class Engine:
             raise InvocationDoesNotExistError(f"no invocation with id {invocation_id!r}")
         record: InvocationRecord = await description.memo_value("state", type_hint=InvocationRecord)
         if description.status not in _OPEN:
-            if record.status in _FINAL_STATUSES:
-                return record, True
-            return await self._final_record(handle), True
+            if record.status not in _FINAL_STATUSES:
+                # Ended in the engine without finishing (terminated by hand, or a history
+                # limit): say so rather than fail every read.
+                record.status = InvocationStatus.FAILED.value
+                record.error = ErrorInfo(type="Terminated", message=f"the engine ended the invocation ({description.status.name if description.status else 'unknown'})")
+                record.ended_at = description.close_time.timestamp() if description.close_time else None
+            return record, True
         progress = await self._attempt_progress(description.raw_description)
         if progress is not None:
             if progress.phase == "running" and record.status == InvocationStatus.PENDING.value:
@@ -415,8 +435,7 @@ class Engine:
                 WorkflowUpdateRPCTimeoutOrCancelledError):
             # No worker to acknowledge right now: the recorded request is acted on when one runs.
             return CancelReply(requested=True, status=InvocationStatus.CANCELLING.value)
-        # The engine-level request is already recorded, so the update reports the state it left.
-        return CancelReply(requested=True, status=reply.status)
+        return reply
 
     async def remove_invocation(self, invocation_id: str) -> None:
         """Cancel the invocation if it is still open, wait for its end, then delete its data
@@ -426,18 +445,24 @@ class Engine:
         if not ended:
             await self.cancel_invocation(invocation_id)
             await self._final_record(self._handle(invocation_id))
+        # The invocation first, the archive after: until the invocation is gone, the archiver
+        # may still (re)create its archive record.
+        deadline = time.monotonic() + REMOVE_WAIT_SECONDS
         for workflow_id in (invocation_id, _names.archive_workflow_id(invocation_id)):
             await self._delete(workflow_id)
-        query = f'WorkflowId = "{invocation_id}" OR WorkflowId = "{_names.archive_workflow_id(invocation_id)}"'
-        deadline = time.monotonic() + REMOVE_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                await self.get_invocation(invocation_id)
-            except InvocationDoesNotExistError:
-                if await self.count(query) == 0:
-                    return
-            await asyncio.sleep(0.5)
-        raise MultinodeError(f"{invocation_id} was deleted, but the engine still lists it; try again")
+            while await self.count(f'WorkflowId = "{workflow_id}"') > 0 or await self._exists(workflow_id):
+                if time.monotonic() > deadline:
+                    raise MultinodeError(f"{invocation_id} is being deleted, but the engine still lists it; try again")
+                await asyncio.sleep(0.5)
+
+    async def _exists(self, workflow_id: str) -> bool:
+        try:
+            await self.client.get_workflow_handle(workflow_id).describe()
+            return True
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise translate_rpc_error(exc, f"reading {workflow_id}") from None
 
     async def _delete(self, workflow_id: str) -> None:
         request = temporalio.api.workflowservice.v1.DeleteWorkflowExecutionRequest(
@@ -486,10 +511,15 @@ class Engine:
         return [i async for i in self.list_invocation_ids(query)]
 
     async def list_invocation_ids(self, query: str) -> AsyncIterator[str]:
-        """Invocation ids matching `query`, live or archived (an id can come twice)."""
+        """Invocation ids matching `query`, live or archived (an id can come twice).
+
+        Visibility orders running executions first, then closed ones; one listing of both can
+        skip an invocation that closes while it is being paged. Running ones are listed first,
+        then closed ones: an invocation closing in between is in the second listing."""
         try:
-            async for execution in self.client.list_workflows(query, page_size=1000):
-                yield execution.id.removeprefix(_names.ARCHIVE_WORKFLOW_ID_PREFIX)
+            for status in ('ExecutionStatus = "Running"', 'ExecutionStatus != "Running"'):
+                async for execution in self.client.list_workflows(f"({query}) AND {status}", page_size=1000):
+                    yield execution.id.removeprefix(_names.ARCHIVE_WORKFLOW_ID_PREFIX)
         except RPCError as exc:
             raise translate_rpc_error(exc, "listing invocations") from None
 

@@ -302,14 +302,21 @@ class Function(Generic[P, R]):
                     pending.append(self.client.submit(self._start_async(*encoded)))
                 if not pending:
                     return
-                invocation_id = pending.popleft().result()
+                current = pending[0]
+                invocation_id = current.result()
                 try:
-                    yield self.client.run(self._await_async(invocation_id))
+                    value = self.client.run(self._await_async(invocation_id))
                 except (InvocationFailedError, InvocationCancelledError, InvocationTimedOutError) as exc:
+                    pending.popleft()  # ended: nothing left to cancel
                     if not return_exceptions:
                         raise
                     yield exc  # type: ignore[misc]
+                    continue
+                pending.popleft()
+                yield value
         finally:
+            # Whatever stopped the map (a failure, Ctrl-C, the caller walking away), what it
+            # started and no longer waits for is cancelled, including the one it was awaiting.
             self._cancel_pending(pending)
 
     def _cancel_pending(self, pending: deque[Any]) -> None:

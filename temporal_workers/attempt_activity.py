@@ -18,9 +18,10 @@ log = logging.getLogger("multinode.worker")
 
 
 class _ActivitySession:
-    def __init__(self, client: Client, workflow_id: str) -> None:
+    def __init__(self, client: Client, workflow_id: str, attempt_number: int) -> None:
         self._client = client
         self._workflow_id = workflow_id
+        self._attempt_number = attempt_number
 
     def heartbeat(self, progress: AttemptProgress) -> None:
         activity.heartbeat(progress)
@@ -28,7 +29,7 @@ class _ActivitySession:
     async def notify_started(self, started_at: float) -> None:
         try:
             await self._client.get_workflow_handle(self._workflow_id).signal(
-                _names.ATTEMPT_STARTED_SIGNAL, started_at
+                _names.ATTEMPT_STARTED_SIGNAL, args=[started_at, self._attempt_number]
             )
         except Exception as exc:  # the status catches up with the outcome anyway
             log.warning("could not record RUNNING for %s: %s", self._workflow_id, exc)
@@ -55,7 +56,9 @@ class AttemptActivities:
                 "%s attempt %d: engine retry %d (a previous run was lost)",
                 request.invocation.invocation_id, request.attempt_number, info.attempt,
             )
-        session = _ActivitySession(self._client, info.workflow_id or request.invocation.invocation_id)
+        session = _ActivitySession(
+            self._client, info.workflow_id or request.invocation.invocation_id, request.attempt_number
+        )
         try:
             outcome = await self._backend.run_attempt(request, session)
         except InfrastructureError as exc:

@@ -70,8 +70,14 @@ class CoordinationActivities:
         return [i for i, is_closed in zip(invocation_ids, flags) if is_closed]
 
     @activity.defn(name=_names.CANCEL_INVOCATIONS_ACTIVITY)
-    async def cancel_invocations(self, invocation_ids: list[str]) -> None:
-        """Request cancellation of each invocation still running (children of one that ended)."""
+    async def cancel_invocations(self, request: list[str]) -> None:
+        """Cancel the still-running children of an invocation that did not succeed: request[0]
+        is the parent, the rest the children its attempts reported. The engine is asked too,
+        for children whose report was lost with an attempt."""
+        parent, reported = request[0], request[1:]
+        query = f'{_names.SA_PARENT} = "{parent}" AND ExecutionStatus = "Running"'
+        known = [execution.id async for execution in self._client.list_workflows(query)]
+        invocation_ids = sorted(set(reported) | {i for i in known if not i.startswith(_names.ARCHIVE_WORKFLOW_ID_PREFIX)})
 
         async def cancel(invocation_id: str) -> None:
             try:

@@ -80,16 +80,19 @@ class InvocationWorkflow:
             try:
                 return await asyncio.shield(main)
             except asyncio.CancelledError:
+                if main.done():
+                    return main.result()
                 # Cancelled through the engine (e.g. the Web UI): same path as `.cancel`.
                 self._request_cancel()
 
     async def _run_attempts(self) -> InvocationRecord:
         record = await self._attempts_until_final()
-        if record.status != SUCCEEDED and self._children:
-            # A parent that did not succeed takes its still-running children down with it.
+        if record.status != SUCCEEDED:
+            # A parent that did not succeed takes its still-running children down with it: the
+            # ones its attempts reported, and (the activity also looks) any the engine knows of.
             await workflow.execute_activity(
                 _names.CANCEL_INVOCATIONS_ACTIVITY,
-                self._children,
+                [self._input.invocation_id, *self._children],
                 start_to_close_timeout=timedelta(seconds=60),
                 retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=10),
             )
@@ -102,6 +105,8 @@ class InvocationWorkflow:
                 return self._finish(CANCELLED)
             self._attempt_number += 1
             outcome = await self._run_attempt()
+            if outcome.started_at is not None and self._record.status == PENDING:
+                self._set_status(RUNNING, outcome.started_at)
             if not outcome.quota_released:
                 await self._release_quota()
             self._children.extend(c for c in outcome.children if c not in self._children)
@@ -115,8 +120,6 @@ class InvocationWorkflow:
                     exit_code=outcome.exit_code,
                 )
             )
-            if outcome.started_at is not None and RUNNING not in {t.status for t in self._record.transitions}:
-                self._record.transitions.append(Transition(RUNNING, outcome.started_at))
             self._record.result, self._record.has_result = outcome.value, outcome.has_value
             self._record.error = outcome.error
             if outcome.outcome == Outcome.SUCCEEDED:
@@ -131,7 +134,7 @@ class InvocationWorkflow:
             self._record.num_failed_attempts += 1
             if self._record.num_failed_attempts > options.max_retries or self._cancel_requested:
                 return self._finish(FAILED if not self._cancel_requested else CANCELLED)
-            self._publish()
+            self._set_status(PENDING)  # waiting for the next attempt's slot
 
     # ----- concurrency quota --------------------------------------------------------------
 
@@ -153,8 +156,8 @@ class InvocationWorkflow:
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
         )
         await workflow.wait_condition(lambda: self._quota_granted or self._cancel_requested)
-        if not self._quota_granted:
-            await self._release_quota()  # give up the place in the queue
+        if self._cancel_requested:
+            await self._release_quota()  # give up the place in the queue, or the slot
             return False
         return True
 
@@ -181,8 +184,14 @@ class InvocationWorkflow:
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"attempt {self._attempt_number}",
         )
+        if self._cancel_requested:  # requested while the slot was being granted
+            self._attempt.cancel()
         try:
             return await self._attempt
+        except asyncio.CancelledError:
+            # Cancel requested just as the attempt completed: the engine reports the cancel,
+            # not the attempt's result, and its container is gone either way.
+            return AttemptOutcome(Outcome.CANCELLED, None, None, None, workflow.now().timestamp())
         except ActivityError as err:
             now = workflow.now().timestamp()
             if isinstance(err.cause, CancelledError):
@@ -242,8 +251,9 @@ class InvocationWorkflow:
     # ----- handlers -----------------------------------------------------------------------
 
     @workflow.signal(name=_names.ATTEMPT_STARTED_SIGNAL)
-    def attempt_started(self, started_at: float) -> None:
-        if self._record.status == PENDING and not self._cancel_requested:
+    def attempt_started(self, started_at: float, attempt_number: int = 0) -> None:
+        current = attempt_number in (0, self._attempt_number) and self._attempt is not None
+        if current and self._record.status == PENDING and not self._cancel_requested:
             self._set_status(RUNNING, started_at)
 
     @workflow.update(name=_names.CANCEL_UPDATE)

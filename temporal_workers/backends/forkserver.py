@@ -18,6 +18,8 @@ from multinode._forkserver import ENV_SOCKET_FD, MAX_MESSAGE
 log = logging.getLogger("multinode.worker")
 
 START_TIMEOUT_SECONDS = 30.0
+# The exit code reported for attempts whose fork server vanished: an engine fault, not theirs.
+FORK_SERVER_LOST = -1000
 
 
 class ForkedProcess:
@@ -108,7 +110,7 @@ class ForkServer:
                 future.set_exception(error)
         for exited in self._exits.values():
             if not exited.done():
-                exited.set_result(-9)
+                exited.set_result(FORK_SERVER_LOST)
         self._pids.clear()
         self._exits.clear()
 
@@ -125,8 +127,16 @@ class ForkServer:
         self._exits[request_id] = exited
         message = json.dumps({"id": request_id, "env": env, "cwd": str(cwd),
                               "memory_procs": str(memory_procs) if memory_procs else None})
-        socket.send_fds(self._socket, [message.encode()], [log_fd, report_fd])
-        pid = await asyncio.wait_for(pid_future, START_TIMEOUT_SECONDS)
+        try:
+            socket.send_fds(self._socket, [message.encode()], [log_fd, report_fd])
+            pid = await asyncio.wait_for(pid_future, START_TIMEOUT_SECONDS)
+        except (OSError, asyncio.TimeoutError):
+            # The request may still be forked: take the server down (its children with it)
+            # before anyone spawns the attempt another way, so it can never run twice.
+            self._lost()
+            if self._process is not None and self._process.returncode is None:
+                self._process.kill()
+            raise
         return ForkedProcess(pid, exited)
 
     async def close(self) -> None:

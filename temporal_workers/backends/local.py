@@ -26,7 +26,7 @@ from multinode._package import PackageIntegrityError, PackageNotFoundError, extr
 from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest, ErrorInfo, Outcome
 from temporal_workers.backends import AttemptSession, ContainerBackend, InfrastructureError
 from temporal_workers.backends.cgroups import Cgroup, CgroupLimiter
-from temporal_workers.backends.forkserver import ForkServers
+from temporal_workers.backends.forkserver import FORK_SERVER_LOST, ForkServers
 from temporal_workers.settings import WorkerSettings
 
 log = logging.getLogger("multinode.worker")
@@ -102,6 +102,7 @@ class LocalBackend(ContainerBackend):
         self._prepared: dict[tuple[str, str | None], tuple[Path, Path]] = {}
         self._prepare_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
         self._running: set[AttemptProcess] = set()
+        self._interrupts: dict[int, str | None] = {}
         self._forks = ForkServers(_base_environment()) if settings.fork_server else None
 
     # ----- preparation --------------------------------------------------------------------
@@ -195,19 +196,31 @@ class LocalBackend(ContainerBackend):
             invocation.options.cpu,
             invocation.options.memory_mib,
         )
+        try:
+            return await self._run_process(request, session, code_dir, python, input_path, log_path, cgroup)
+        finally:
+            if cgroup is not None:
+                cgroup.remove()
+            input_path.unlink(missing_ok=True)
+
+    async def _run_process(
+        self, request: AttemptRequest, session: AttemptSession, code_dir: Path, python: Path,
+        input_path: Path, log_path: Path, cgroup: Cgroup | None,
+    ) -> AttemptOutcome:
         env = self._environment(request, code_dir, input_path)
         if cgroup is not None and cgroup.deferred_cpu_procs is not None:
             env[_runner.ENV_CPU_CGROUP] = str(cgroup.deferred_cpu_procs)
         read_fd, write_fd = os.pipe()
-        log_file = open(log_path, "ab")
         try:
-            proc = await self._start_process(python, code_dir, env, log_file.fileno(), write_fd, cgroup)
-        except OSError as exc:
+            with open(log_path, "ab") as log_file:
+                proc = await self._start_process(python, code_dir, env, log_file.fileno(), write_fd, cgroup)
+        except BaseException as exc:
             os.close(read_fd)
-            raise InfrastructureError(f"starting the function's process failed: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise InfrastructureError(f"starting the function's process failed: {exc}") from exc
+            raise
         finally:
             os.close(write_fd)
-            log_file.close()
         started_at = time.time()
         self._running.add(proc)
         frames = FrameReader()
@@ -217,18 +230,22 @@ class LocalBackend(ContainerBackend):
         )
         pump = asyncio.ensure_future(frames.pump(reader))
         try:
-            return await self._supervise(request, session, proc, frames, cgroup, started_at)
-        finally:
-            self._running.discard(proc)
+            await self._supervise(request, session, proc, frames, cgroup, started_at)
+            # Every frame the process wrote is read before its ending is judged (the pipe's
+            # writer is closed once the process and its group are gone).
             await _reap(proc, cgroup)
             try:
-                await asyncio.wait_for(pump, timeout=1.0)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(pump), timeout=2.0)
+            except asyncio.TimeoutError:
                 pass
+            return self._outcome_of(request, proc, frames, cgroup, started_at)
+        finally:
+            self._running.discard(proc)
+            if proc.returncode is None:
+                _kill_tree(proc, cgroup)  # leaving abnormally: nothing may outlive the attempt
+            await _reap(proc, cgroup)
+            pump.cancel()
             transport.close()
-            if cgroup is not None:
-                cgroup.remove()
-            input_path.unlink(missing_ok=True)
 
     async def _start_process(
         self, python: Path, code_dir: Path, env: dict[str, str], log_fd: int, report_fd: int,
@@ -263,7 +280,9 @@ class LocalBackend(ContainerBackend):
         frames: FrameReader,
         cgroup: Cgroup | None,
         started_at: float,
-    ) -> AttemptOutcome:
+    ) -> None:
+        """Watch the attempt until its process exits: heartbeats, the timeout, cancellation,
+        the grace period and the kill."""
         options = request.invocation.options
         grace = self._settings.grace_period_seconds
         started = time.monotonic()
@@ -324,6 +343,15 @@ class LocalBackend(ContainerBackend):
                 notified = True
                 asyncio.ensure_future(session.notify_started(started_at))
             heartbeat()
+        self._interrupts[proc.pid] = interrupt
+
+    def _outcome_of(
+        self, request: AttemptRequest, proc: AttemptProcess, frames: FrameReader,
+        cgroup: Cgroup | None, started_at: float,
+    ) -> AttemptOutcome:
+        interrupt = self._interrupts.pop(proc.pid, None)
+        if proc.returncode == FORK_SERVER_LOST:
+            raise InfrastructureError("the fork server holding the attempt exited")
         outcome = _classify(request, proc.returncode, frames, interrupt, cgroup, started_at)
         return dataclasses.replace(outcome, children=list(frames.children))
 

@@ -40,6 +40,8 @@ def exclusive(marker_dir, index, seconds):
 def square(x):
     if x == "boom":
         raise ValueError("boom")
+    if x == "slow":
+        time.sleep(600)
     return x * x
 
 
@@ -167,7 +169,11 @@ def test_map_failure_cancels_the_rest_unless_returning_exceptions(project: str) 
     assert outcomes[0] == 1 and outcomes[2] == 9
     assert isinstance(outcomes[1], errors.InvocationFailedError)
     with pytest.raises(errors.InvocationFailedError, match="boom"):
-        list(square.map([1, "boom", 3]))
+        list(square.map([1, "boom", "slow", "slow"]))
+    started = square.list_ids()[:2]  # the two slow ones, the newest
+    for invocation_id in started:
+        with pytest.raises(errors.InvocationCancelledError):
+            square.await_result(invocation_id, timeout=30)
 
 
 def test_nested_three_levels_deep_records_parents(project: str) -> None:

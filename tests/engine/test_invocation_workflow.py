@@ -119,7 +119,7 @@ def test_state_query_matches_get(fake_worker, deploy_tasks) -> None:  # type: ig
         record = await engine.client.get_workflow_handle(invocation_id).query("state")
         return str(record["status"])
 
-    assert client.run(query()) == "PENDING"
+    assert client.run(query()) == f.get(invocation_id).status.value == "PENDING"
     release.set()
     assert f.await_result(invocation_id) == 5
 
@@ -166,3 +166,5 @@ def test_map_reads_its_input_lazily(fake_worker, deploy_tasks) -> None:  # type:
     assert pulled <= MAP_WINDOW + 1
     assert [next(results) for _ in range(5)] == [1, 2, 3, 4, 5]
     results.close()  # abandoning a map cancels what it started and no longer waits for
+    statuses = {f.get(i).status for i in f.list_ids()}
+    assert InvocationStatus.CANCELLED in statuses or InvocationStatus.CANCELLING in statuses

@@ -126,7 +126,7 @@ def test_worker_passes_exactly_the_function_roles() -> None:
 
 
 @pytest.mark.timeout(10)
-def test_function_task_role_only_reads_packages() -> None:
+def test_function_task_role_reads_packages_and_writes_only_its_runs() -> None:
     template = _template()
     function_task = _task_definition_with(template, "function")
     role = template["Resources"][function_task["TaskRoleArn"]["Fn::GetAtt"][0]]
@@ -135,9 +135,10 @@ def test_function_task_role_only_reads_packages() -> None:
         for p in role["Properties"]["Policies"]
         for s in p["PolicyDocument"]["Statement"]
     ]
-    assert [s["Action"] for s in statements] == ["s3:GetObject"]
+    assert [s["Action"] for s in statements] == ["s3:GetObject", "s3:PutObject"]
     assert [s["Resource"] for s in statements] == [
-        {"Fn::Sub": "${PackagesBucket.Arn}/packages/*"}
+        [{"Fn::Sub": "${PackagesBucket.Arn}/packages/*"}, {"Fn::Sub": "${PackagesBucket.Arn}/runs/*"}],
+        {"Fn::Sub": "${PackagesBucket.Arn}/runs/*"},
     ]
     assert "ManagedPolicyArns" not in role["Properties"]
 
@@ -198,7 +199,7 @@ def test_stack_deploys_in_moto(aws_env: None) -> None:
             Bucket=outputs["PackagesBucketName"]
         )
         assert (
-            outputs["PackageStore"] == f"s3://{outputs['PackagesBucketName']}/packages"
+            outputs["PackageStore"] == f"s3://{outputs['PackagesBucketName']}"
         )
         groups = ec2.describe_security_groups(GroupIds=[outputs["SecurityGroupId"]])
         assert groups["SecurityGroups"][0]["VpcId"] == vpc_id

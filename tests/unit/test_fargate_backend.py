@@ -181,8 +181,8 @@ class FakeSession:
         return self.reason
 
 
-def settings(tmp_path: Path, api_key: str | None = None) -> WorkerSettings:
-    connection = ConnectionSettings("127.0.0.1:7233", api_key, "default", "multinode", "environment")
+def settings(tmp_path: Path, api_key: str | None = None, namespace: str = "default") -> WorkerSettings:
+    connection = ConnectionSettings("127.0.0.1:7233", api_key, namespace, "multinode", "environment")
     return WorkerSettings(connection=connection, home=tmp_path, backend="fargate", grace_period_seconds=120)
 
 
@@ -211,10 +211,11 @@ class Harness:
 
 
 def harness(tmp_path: Path, script: Script, launches: list[Any] | None = None,
-            session: FakeSession | None = None, api_key: str | None = None) -> Harness:
+            session: FakeSession | None = None, api_key: str | None = None,
+            namespace: str = "default") -> Harness:
     store = MemoryStore()
     ecs = ScriptedEcs(store, script, launches)
-    backend = FargateBackend(settings(tmp_path, api_key), CONFIG, ecs, store, FAST)
+    backend = FargateBackend(settings(tmp_path, api_key, namespace), CONFIG, ecs, store, FAST)
     return Harness(backend, ecs, store, session or FakeSession())
 
 
@@ -362,7 +363,7 @@ def test_the_run_task_request(tmp_path: Path) -> None:
 
 
 def test_overrides_over_the_limit_fail_the_attempt_before_launch(tmp_path: Path) -> None:
-    h = harness(tmp_path, Script(), api_key="k" * MAX_OVERRIDES_CHARS)
+    h = harness(tmp_path, Script(), namespace="n" * MAX_OVERRIDES_CHARS)
     outcome = run(h)
     assert outcome.outcome == Outcome.FAILED and h.ecs.run_params == []
     assert outcome.error is not None and outcome.error.type == "OverridesTooLargeError"
@@ -370,6 +371,12 @@ def test_overrides_over_the_limit_fail_the_attempt_before_launch(tmp_path: Path)
     with pytest.raises(OverridesTooLargeError):
         task_overrides(request(), {"MULTINODE_API_KEY": "k" * MAX_OVERRIDES_CHARS})
     assert task_overrides(request(), {"MULTINODE_API_KEY": "k" * 7000})["cpu"] == "256"
+
+
+def test_the_api_key_never_travels_in_overrides(tmp_path: Path) -> None:
+    h = harness(tmp_path, Script(outcome={"result": '"done"', "has_result": True}), api_key="secret-key-123")
+    assert run(h).outcome == Outcome.SUCCEEDED
+    assert h.ecs.run_params and "secret-key-123" not in repr(h.ecs.run_params)
 
 
 def test_client_tokens_are_bounded_and_stable() -> None:
