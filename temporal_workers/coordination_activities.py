@@ -27,6 +27,7 @@ from multinode._wire import ArchiverState, InvocationInput, InvocationRecord, Qu
 
 # Archive records wait a century for a first task no worker will ever run.
 ARCHIVE_START_DELAY = timedelta(days=36500)
+ARCHIVE_OVERLAP_SECONDS = 600.0
 
 
 class CoordinationActivities:
@@ -94,13 +95,23 @@ class CoordinationActivities:
         upper = time.time() - self._archive_lag_seconds
         if upper <= state.cursor:
             return state.cursor
+        # Each pass re-reads an overlap before the cursor: a close that reached visibility
+        # later than the lag is still archived (archiving twice is a no-op).
         query = (
             f'WorkflowType = "{_names.INVOCATION_WORKFLOW}" AND ExecutionStatus != "Running" '
-            f"AND CloseTime >= {_stamp(state.cursor)} AND CloseTime < {_stamp(upper)}"
+            f'AND TaskQueue = "{self._task_queue}" '
+            f"AND CloseTime >= {_stamp(state.cursor - ARCHIVE_OVERLAP_SECONDS)} AND CloseTime < {_stamp(upper)}"
         )
+        # Records made by earlier passes over the overlap are skipped without another read.
+        recent = (
+            f'WorkflowType = "{_names.ARCHIVE_WORKFLOW}" '
+            f"AND StartTime >= {_stamp(state.cursor - 2 * ARCHIVE_OVERLAP_SECONDS)}"
+        )
+        archived = {e.id async for e in self._client.list_workflows(recent)}
         async for execution in self._client.list_workflows(query):
-            await self._archive(execution)
-            activity.heartbeat()
+            if _names.archive_workflow_id(execution.id) not in archived:
+                await self._archive(execution)
+                activity.heartbeat()
         return upper
 
     async def _archive(self, execution: WorkflowExecution) -> None:

@@ -15,7 +15,7 @@ from multinode import InvocationStatus, errors
 from multinode._wire import AttemptOutcome, AttemptRequest, ErrorInfo, Outcome
 from temporal_workers.backends import InfrastructureError
 from temporal_workers.backends.fake import FakeBackend
-from tests.conftest import ControlPlane
+from tests.conftest import ControlPlane, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -132,6 +132,8 @@ def test_list_pages_each_invocation_exactly_once(fake_worker, deploy_tasks) -> N
     f = _function(client, deploy_tasks)
     futures = [client.submit(f._start_async(*_codec.encode_arguments((i,), {}))) for i in range(500)]
     started = [future.result(timeout=120) for future in futures]
+    # Listings follow starts within the engine's visibility lag (tens of ms, more in a burst).
+    wait_until(lambda: len(f.list_ids()) == 500, timeout=30, message="visibility to catch up")
     seen: list[str] = []
     offset = None
     pages = 0
@@ -146,7 +148,8 @@ def test_list_pages_each_invocation_exactly_once(fake_worker, deploy_tasks) -> N
     assert pages == 10
     assert sorted(seen) == sorted(started) and len(seen) == len(set(seen))
     assert seen == sorted(seen, reverse=True)
-    assert f.list_ids() == seen
+    listed = f.list_ids()
+    assert listed == seen
 
 
 def test_map_reads_its_input_lazily(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
