@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import temporalio.api.common.v1
@@ -39,6 +39,7 @@ from multinode import _names
 from multinode._ids import id_time_millis
 from multinode._invocation import InvocationStatus
 from multinode._settings import ConnectionSettings
+from multinode._views import InvocationRow, ProjectListing
 from multinode._wire import (
     AttemptProgress,
     CancelReply,
@@ -102,7 +103,7 @@ async def connect(settings: ConnectionSettings) -> Client:
             ),
             timeout=CONNECT_TIMEOUT_SECONDS,
         )
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise ControlPlaneUnavailableError(
             unreachable_message(settings, f"no answer within {CONNECT_TIMEOUT_SECONDS:g} s")
         ) from None
@@ -294,7 +295,7 @@ class Engine:
                 timeout=LOCK_START_WAIT_SECONDS,
             )
             return
-        except (asyncio.TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             if await self._lock_holder(lock_id) == lock.invocation.invocation_id:
                 return
             raise ControlPlaneUnavailableError("the locked start was not confirmed in time; try again") from None
@@ -431,8 +432,7 @@ class Engine:
                 handle.execute_update(_names.CANCEL_UPDATE, result_type=CancelReply),
                 timeout=CANCEL_ACK_TIMEOUT_SECONDS,
             )
-        except (asyncio.TimeoutError, RPCError, WorkflowUpdateFailedError,
-                WorkflowUpdateRPCTimeoutOrCancelledError):
+        except (TimeoutError, RPCError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError):
             # No worker to acknowledge right now: the recorded request is acted on when one runs.
             return CancelReply(requested=True, status=InvocationStatus.CANCELLING.value)
         return reply
@@ -632,7 +632,7 @@ class Engine:
 
 
 def _rfc3339(epoch_seconds: float) -> str:
-    stamp = datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
+    stamp = datetime.fromtimestamp(epoch_seconds, tz=UTC)
     return '"' + stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ") + '"'
 
 
@@ -653,7 +653,7 @@ def invocation_search_attributes(invocation: InvocationInput) -> list[SearchAttr
         SearchAttributePair(KEY_FUNCTION, invocation.function_name),
         SearchAttributePair(KEY_VERSION, invocation.version_id),
         SearchAttributePair(KEY_STATUS, InvocationStatus.PENDING.value),
-        SearchAttributePair(KEY_CREATED, datetime.fromtimestamp(id_time_millis(invocation.invocation_id) / 1000, tz=timezone.utc)),
+        SearchAttributePair(KEY_CREATED, datetime.fromtimestamp(id_time_millis(invocation.invocation_id) / 1000, tz=UTC)),
     ]
     if invocation.parent_invocation_id:
         pairs.append(SearchAttributePair(KEY_PARENT, invocation.parent_invocation_id))
@@ -686,12 +686,7 @@ def _invocation_error(exc: RPCError, invocation_id: str) -> MultinodeError:
     return translate_rpc_error(exc, f"reading invocation {invocation_id}")
 
 
-# ----- administration helpers (added with multinode._admin) ---------------------------------
-# Imported here rather than at the top so that this block only ever appends to the module.
-
-from datetime import UTC, timedelta  # datetime itself is imported at the top
-
-from multinode._views import InvocationRow, ProjectListing
+# ----- administration helpers (used by multinode._admin) ------------------------------------
 
 
 def _aware(moment: datetime | None) -> datetime:

@@ -30,8 +30,8 @@ MAX_MESSAGE = 1 << 20
 def _preload() -> None:
     import dotenv  # noqa: F401
 
-    import multinode._codec  # noqa: F401
-    import multinode._definition  # noqa: F401
+    import multinode._codec
+    import multinode._definition
     import multinode._runner  # noqa: F401
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 R = TypeVar("R")
 
 
-class InvocationStatus(str, enum.Enum):
+class InvocationStatus(enum.StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     CANCELLING = "CANCELLING"
@@ -22,9 +22,6 @@ class InvocationStatus(str, enum.Enum):
     @property
     def is_final(self) -> bool:
         return self in _FINAL
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _FINAL = frozenset(
@@ -40,7 +37,7 @@ _FINAL = frozenset(
 def utc(epoch_seconds: float | None) -> datetime | None:
     if epoch_seconds is None:
         return None
-    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC)
 
 
 @dataclass(frozen=True)

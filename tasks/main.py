@@ -3,10 +3,10 @@
 import time
 from datetime import timedelta
 
-from multinode import Multinode
-
 # Sibling packages import by their own name: the folder is the import root.
 from geometry.shapes import rectangle_table, square
+
+from multinode import Multinode
 
 mn = Multinode()
 

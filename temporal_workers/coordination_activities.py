@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.client import (
@@ -68,7 +68,7 @@ class CoordinationActivities:
             return description.status not in (None, WorkflowExecutionStatus.RUNNING)
 
         flags = await asyncio.gather(*(closed(i) for i in invocation_ids))
-        return [i for i, is_closed in zip(invocation_ids, flags) if is_closed]
+        return [i for i, is_closed in zip(invocation_ids, flags, strict=True) if is_closed]
 
     @activity.defn(name=_names.CANCEL_INVOCATIONS_ACTIVITY)
     async def cancel_invocations(self, request: list[str]) -> None:
@@ -122,7 +122,7 @@ class CoordinationActivities:
         except WorkflowFailureError:
             # Ended abnormally in the engine (terminated): keep what its memo knew.
             record = await execution.memo_value("state", type_hint=InvocationRecord)
-            record.status, record.ended_at = "FAILED", (execution.close_time or datetime.now(timezone.utc)).timestamp()
+            record.status, record.ended_at = "FAILED", (execution.close_time or datetime.now(UTC)).timestamp()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return  # removed meanwhile
@@ -147,7 +147,7 @@ class CoordinationActivities:
 
 
 def _stamp(epoch_seconds: float) -> str:
-    return '"' + datetime.fromtimestamp(epoch_seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + '"'
+    return '"' + datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + '"'
 
 
 def _input_of(record: InvocationRecord) -> InvocationInput:

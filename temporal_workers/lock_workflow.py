@@ -13,8 +13,8 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.workflow import ParentClosePolicy
 
 from multinode import _names
-from multinode._wire import InvocationRecord, LockInput
 from multinode._engine import KEY_LOCK, initial_record, invocation_search_attributes
+from multinode._wire import InvocationRecord, LockInput
 
 
 @workflow.defn(name=_names.LOCK_WORKFLOW)

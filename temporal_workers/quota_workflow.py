@@ -39,7 +39,7 @@ class QuotaWorkflow:
                     lambda: workflow.info().is_continue_as_new_suggested(),
                     timeout=timedelta(seconds=REAP_INTERVAL_SECONDS),
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self._reap()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._grants)
         workflow.continue_as_new(QuotaState(holders=self._holders, waiters=self._waiters))

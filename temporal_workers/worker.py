@@ -11,8 +11,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from multinode import _engine
-from multinode import _names
+from multinode import _engine, _names
 from multinode._wire import ArchiverState
 from temporal_workers import archiver_workflow, invocation_workflow, quota_workflow
 from temporal_workers.archiver_workflow import ArchiverWorkflow

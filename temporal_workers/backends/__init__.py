@@ -39,5 +39,5 @@ class ContainerBackend(ABC):
         """Run one attempt to its end and report how it ended. Returns only once the
         attempt's container is gone."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
         """Release what the backend holds (stop attempts still running)."""

@@ -8,7 +8,6 @@ import asyncio
 import itertools
 import json
 import logging
-import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -130,7 +129,7 @@ class ForkServer:
         try:
             socket.send_fds(self._socket, [message.encode()], [log_fd, report_fd])
             pid = await asyncio.wait_for(pid_future, START_TIMEOUT_SECONDS)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             # The request may still be forked: take the server down (its children with it)
             # before anyone spawns the attempt another way, so it can never run twice.
             self._lost()
@@ -145,7 +144,7 @@ class ForkServer:
         if self._process is not None and self._process.returncode is None:
             try:
                 await asyncio.wait_for(self._process.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._process.kill()
 
 

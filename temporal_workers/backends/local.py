@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import signal
-
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +102,7 @@ class LocalBackend(ContainerBackend):
         self._prepare_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
         self._running: set[AttemptProcess] = set()
         self._interrupts: dict[int, str | None] = {}
+        self._notices: set[asyncio.Future[None]] = set()
         self._forks = ForkServers(_base_environment()) if settings.fork_server else None
 
     # ----- preparation --------------------------------------------------------------------
@@ -236,7 +236,7 @@ class LocalBackend(ContainerBackend):
             await _reap(proc, cgroup)
             try:
                 await asyncio.wait_for(asyncio.shield(pump), timeout=2.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             return self._outcome_of(request, proc, frames, cgroup, started_at)
         finally:
@@ -257,7 +257,7 @@ class LocalBackend(ContainerBackend):
             try:
                 server = await self._forks.get(python, code_dir)
                 return await server.spawn(env, code_dir, log_fd, report_fd, memory_procs)
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 log.warning("fork server unavailable (%s); spawning this attempt", exc)
         env = {**env, _runner.ENV_REPORT_FD: str(report_fd)}
         return await asyncio.create_subprocess_exec(
@@ -327,7 +327,7 @@ class LocalBackend(ContainerBackend):
                     # attempt out): stop now, the engine runs it again elsewhere.
                     _kill_tree(proc, cgroup)
                     await _reap(proc, cgroup)
-                    raise InfrastructureError(f"attempt interrupted by the engine ({reason})")
+                    raise InfrastructureError(f"attempt interrupted by the engine ({reason})") from None
                 if interrupt is None:
                     interrupt_with("cancel", signal.SIGTERM)
             finally:
@@ -341,7 +341,9 @@ class LocalBackend(ContainerBackend):
                 kill_at = None
             if not notified and interrupt is None and now - started >= NOTIFY_STARTED_AFTER_SECONDS:
                 notified = True
-                asyncio.ensure_future(session.notify_started(started_at))
+                notice = asyncio.ensure_future(session.notify_started(started_at))
+                self._notices.add(notice)  # keep a reference until it is sent
+                notice.add_done_callback(self._notices.discard)
             heartbeat()
         self._interrupts[proc.pid] = interrupt
 

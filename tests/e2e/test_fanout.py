@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -186,7 +187,7 @@ def test_nested_three_levels_deep_records_parents(project: str) -> None:
     nested = fn(project, "nested")
     chain = nested.call_remote(3)
     assert len(chain) == 4 and len(set(chain)) == 4
-    for parent_id, child_id in zip(chain, chain[1:]):
+    for parent_id, child_id in itertools.pairwise(chain):
         assert nested.get(child_id).parent_invocation_id == parent_id
     assert nested.get(chain[0]).parent_invocation_id is None
 
@@ -214,7 +215,6 @@ def test_nested_invocations_run_the_parents_version(project: str, deploy_tasks, 
 
 
 def test_job_is_an_alias_of_function() -> None:
-    import multinode
 
     decorated = mn.Multinode().job(max_retries=1)(lambda_for_job)
     assert decorated.options is not None and decorated.options.max_retries == 1

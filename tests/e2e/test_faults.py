@@ -3,6 +3,7 @@ once."""
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 import uuid
@@ -81,7 +82,7 @@ def test_killing_a_worker_mid_attempts_loses_nothing(control_plane: ControlPlane
         assert final.status == InvocationStatus.SUCCEEDED and final.num_failed_attempts == 0
     for index, runs in _runs(tmp_path).items():
         runs.sort()
-        for (start, end), (next_start, _) in zip(runs, runs[1:]):
+        for (_, end), (next_start, _) in itertools.pairwise(runs):
             # A run killed with its worker ended at the kill; the next began after it.
             assert next_start > (end if end is not None else killed_at), index
 

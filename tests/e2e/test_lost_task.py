@@ -17,12 +17,11 @@ from temporalio.client import Client as TemporalClient
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 import multinode as mn
-from multinode import _names
+from multinode import InvocationStatus, _names
 from multinode._wire import AttemptOutcome, AttemptRequest
 from temporal_workers.coordination_activities import CoordinationActivities
 from temporal_workers.invocation_workflow import InvocationWorkflow
 from temporal_workers.quota_workflow import QuotaWorkflow
-from multinode import InvocationStatus
 from tests.conftest import HEARTBEAT_TIMEOUT_SECONDS, ControlPlane, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]

@@ -138,7 +138,7 @@ def test_concurrent_builds_make_one_environment(
     def build() -> None:
         try:
             results.append(environment_python(requirements, digest, cache))
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=build) for _ in range(4)]

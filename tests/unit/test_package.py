@@ -345,7 +345,7 @@ def test_concurrent_extractions_agree(tmp_path: Path) -> None:
     def extract() -> None:
         try:
             extract_package(data, sha256_hex(data), destination)
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=extract) for _ in range(8)]
