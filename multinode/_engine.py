@@ -64,8 +64,9 @@ T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 LOCK_START_WAIT_SECONDS = 10.0
-# Up to this many invocations, a page is one listing sorted here; beyond, time windows.
-LIST_SMALL = 2000
+# `.list` narrows its window to at most this many pages' worth before listing it.
+LIST_WINDOW_TARGET = 4
+LIST_FIRST_WINDOW_SECONDS = 10.0
 # The engine applies deletions asynchronously (about 30 s on the dev server); `.remove` returns
 # once they are done, so nothing reads the invocation afterwards.
 REMOVE_WAIT_SECONDS = 120.0
@@ -483,29 +484,34 @@ class Engine:
         """The `limit` newest invocation ids below `before_id`, and whether older ones exist.
 
         Ids sort by creation time and never change, so pages stay exact while invocations
-        finish. Visibility has no ORDER BY: this walks back in widening windows of the
-        creation-time search attribute (the id's own timestamp) and sorts here.
+        finish. Visibility has no ORDER BY: cheap counts narrow a window of the creation-time
+        search attribute (the id's own timestamp) down to a few pages' worth, which is listed
+        and sorted here.
         """
         upper = id_time_millis(before_id) / 1000 + 0.001 if before_id else time.time() + 3600
         scope = f"{query} AND {_names.SA_CREATED} < {_rfc3339(upper)}"
-        if await self.count(scope) <= LIST_SMALL:
-            # Small enough to read at once: one listing, sorted here.
-            found = {i async for i in self.list_invocation_ids(scope) if before_id is None or i < before_id}
-            ordered = sorted(found, reverse=True)
-            return ordered[:limit], len(ordered) > limit
-        window = 60.0
-        found = set()
-        while True:
-            lower = upper - window
-            span = f"{_names.SA_CREATED} >= {_rfc3339(lower)} AND {_names.SA_CREATED} < {_rfc3339(upper)}"
-            ids = await self._ids(f"{query} AND {span}")
-            found.update(i for i in ids if before_id is None or i < before_id)
-            older = await self.count(f"{query} AND {_names.SA_CREATED} < {_rfc3339(lower)}")
-            if len(found) > limit or older == 0:
-                break
-            upper, window = lower, window * 4
-        ordered = sorted(found, reverse=True)
-        return ordered[:limit], len(ordered) > limit or older > 0
+
+        async def newer_than(span: float) -> int:
+            return await self.count(f"{scope} AND {_names.SA_CREATED} >= {_rfc3339(upper - span)}")
+
+        total = await self.count(scope)
+        span = LIST_FIRST_WINDOW_SECONDS
+        found = await newer_than(span) if total > limit else total
+        while found <= limit < total:
+            span *= 8
+            found = await newer_than(span)
+        narrow, wide = span / 8, span
+        while found > LIST_WINDOW_TARGET * limit and wide - narrow > 0.001:
+            middle = (narrow + wide) / 2
+            in_middle = await newer_than(middle)
+            if in_middle > limit:
+                wide, found = middle, in_middle
+            else:
+                narrow = middle
+        window = scope if found >= total else f"{scope} AND {_names.SA_CREATED} >= {_rfc3339(upper - wide)}"
+        ids = {i async for i in self.list_invocation_ids(window) if before_id is None or i < before_id}
+        ordered = sorted(ids, reverse=True)
+        return ordered[:limit], len(ordered) > limit or total > found
 
     async def _ids(self, query: str) -> list[str]:
         return [i async for i in self.list_invocation_ids(query)]
