@@ -19,6 +19,9 @@ def encode(value: Any, what: str) -> str:
         text: str = jsonpickle.encode(value, keys=True)
     except Exception as exc:  # jsonpickle raises whatever the object's reducer raises
         raise EncodingError(f"{what} cannot be encoded: {type(exc).__name__}: {exc}") from exc
+    if text == "null" and value is not None:
+        # jsonpickle turns an object it cannot pickle into null instead of failing.
+        raise EncodingError(f"{what} ({type(value).__name__}) cannot be encoded: it is not picklable")
     if len(text) > L.PAYLOAD_MAX_CHARS:
         raise PayloadTooLargeError(
             f"{what} is {len(text):,} characters once encoded; the limit is "

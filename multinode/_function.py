@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from collections.abc import Callable, Generator, Iterable, Iterator, Sized
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TextIO, TypeVar
 
 from multinode import _codec, _limits
 from multinode._ids import check_invocation_id, check_name, check_version_id, new_invocation_id
@@ -281,14 +282,36 @@ class Function(Generic[P, R]):
 
     # ----- fan-out ------------------------------------------------------------------------
 
-    def map(self, iterable: Iterable[Any], *, return_exceptions: bool = False) -> Iterator[R]:
-        """Invoke the function once per item; yield results in input order as they are ready."""
-        return self.starmap(((item,) for item in iterable), return_exceptions=return_exceptions)
+    def map(
+        self, iterable: Iterable[Any], *, return_exceptions: bool = False, progress: bool | TextIO = False
+    ) -> Iterator[R]:
+        """Invoke the function once per item; yield results in input order as they are ready.
+        `progress=True` draws a progress line on stderr (or on the stream given)."""
+        return self.starmap(
+            ((item,) for item in iterable), return_exceptions=return_exceptions, progress=progress
+        )
 
     def starmap(
-        self, iterable: Iterable[tuple[Any, ...]], *, return_exceptions: bool = False
+        self,
+        iterable: Iterable[tuple[Any, ...]],
+        *,
+        return_exceptions: bool = False,
+        progress: bool | TextIO = False,
     ) -> Iterator[R]:
         """Invoke the function once per argument tuple; yield results in input order."""
+        bar = _ProgressLine(iterable, progress) if progress else None
+        results = self._starmap(iterable, return_exceptions)
+        try:
+            for result in results:
+                if bar is not None:
+                    bar.step()
+                yield result
+        finally:
+            results.close()  # cancels what the map started and no longer waits for
+        if bar is not None:
+            bar.close()
+
+    def _starmap(self, iterable: Iterable[tuple[Any, ...]], return_exceptions: bool) -> Generator[R, None, None]:
         source = iter(iterable)
         pending: deque[Any] = deque()
         try:
@@ -336,6 +359,43 @@ class Function(Generic[P, R]):
 
         if ids:
             self.client.run(cancel_all())
+
+
+class _ProgressLine:
+    """A one-line progress display for long maps: done/total, rate and time left."""
+
+    def __init__(self, iterable: Iterable[Any], progress: bool | TextIO) -> None:
+        self._stream: TextIO = sys.stderr if progress is True else progress  # type: ignore[assignment]
+        self._total = len(iterable) if isinstance(iterable, Sized) else None
+        self._done = 0
+        self._started = time.monotonic()
+        self._drawn = 0.0
+
+    def step(self) -> None:
+        self._done += 1
+        now = time.monotonic()
+        if now - self._drawn >= 0.1 or self._done == self._total:
+            self._drawn = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        elapsed = max(now - self._started, 1e-9)
+        rate = self._done / elapsed
+        if self._total:
+            width = 30
+            filled = int(width * self._done / self._total)
+            left = (self._total - self._done) / rate if rate else 0.0
+            line = (f"[{'#' * filled}{'.' * (width - filled)}] {self._done}/{self._total} "
+                    f"{rate:.1f}/s, {left:.0f} s left")
+        else:
+            line = f"{self._done} done, {rate:.1f}/s"
+        self._stream.write("\r" + line)
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._draw(time.monotonic())
+        self._stream.write("\n")
+        self._stream.flush()
 
 
 def get_deployed_function(

@@ -152,6 +152,16 @@ def test_list_pages_each_invocation_exactly_once(fake_worker, deploy_tasks) -> N
     assert listed == seen
 
 
+def test_map_draws_progress(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    f = _function(fake_worker(FakeBackend()), deploy_tasks)
+    stream = io.StringIO()
+    assert list(f.map(list(range(30)), progress=stream)) == list(range(30))
+    last = stream.getvalue().rsplit("\r", 1)[-1]
+    assert "30/30" in last and last.endswith("s left\n")
+
+
 def test_map_reads_its_input_lazily(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
     from multinode._function import MAP_WINDOW
 

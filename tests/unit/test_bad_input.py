@@ -31,7 +31,13 @@ def deployed(name: str = "f") -> mn.Function:  # type: ignore[type-arg]
     return mn.Function(name, project_name="p", client=_NoClient())  # type: ignore[arg-type]
 
 
+class Unpicklable:
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("no pickling")
+
+
 CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
+    ("unpicklable argument", lambda: deployed().start(Unpicklable()), errors.EncodingError, "argument 0 (Unpicklable) cannot be encoded"),
     ("cpu too small", decorate(cpu=0.01), errors.InvalidOptionError, "cpu=0.01 is out of range; allowed: 0.1 to 16"),
     ("cpu too large", decorate(cpu=17), errors.InvalidOptionError, "cpu=17 is out of range; allowed: 0.1 to 16"),
     ("cpu wrong type", decorate(cpu="2"), errors.InvalidOptionError, "cpu='2' is not a number"),
