@@ -196,20 +196,12 @@ class Engine:
             raise MultinodeError(f"upgrade failed: {exc.cause}") from None
 
     async def latest_version(self, project_name: str) -> VersionManifest:
-        handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
-        try:
-            description = await handle.describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise _no_project(project_name) from None
-            raise translate_rpc_error(exc, "reading the project") from None
-        if description.status not in _OPEN:
-            raise _no_project(project_name)
-        if await description.memo_value(_names.MEMO_CLOSING, default=False):
+        """The version new invocations run; refused while the project is being undeployed."""
+        manifest, closing = await self.project_state(project_name)
+        if closing:
             raise ProjectDoesNotExistError(
                 f"project {project_name!r} is being undeployed; it accepts no new invocations"
             )
-        manifest: VersionManifest = await description.memo_value("latest", type_hint=VersionManifest)
         return manifest
 
     async def version(self, project_name: str, version_id: str) -> VersionManifest:

@@ -287,9 +287,8 @@ class Function(Generic[P, R]):
     ) -> Iterator[R]:
         """Invoke the function once per item; yield results in input order as they are ready.
         `progress=True` draws a progress line on stderr (or on the stream given)."""
-        return self.starmap(
-            ((item,) for item in iterable), return_exceptions=return_exceptions, progress=progress
-        )
+        total = len(iterable) if isinstance(iterable, Sized) else None
+        return self._map(((item,) for item in iterable), return_exceptions, progress, total)
 
     def starmap(
         self,
@@ -299,7 +298,17 @@ class Function(Generic[P, R]):
         progress: bool | TextIO = False,
     ) -> Iterator[R]:
         """Invoke the function once per argument tuple; yield results in input order."""
-        bar = _ProgressLine(iterable, progress) if progress else None
+        total = len(iterable) if isinstance(iterable, Sized) else None
+        return self._map(iterable, return_exceptions, progress, total)
+
+    def _map(
+        self,
+        iterable: Iterable[tuple[Any, ...]],
+        return_exceptions: bool,
+        progress: bool | TextIO,
+        total: int | None,
+    ) -> Iterator[R]:
+        bar = _ProgressLine(total, progress) if progress else None
         results = self._starmap(iterable, return_exceptions)
         try:
             for result in results:
@@ -364,9 +373,9 @@ class Function(Generic[P, R]):
 class _ProgressLine:
     """A one-line progress display for long maps: done/total, rate and time left."""
 
-    def __init__(self, iterable: Iterable[Any], progress: bool | TextIO) -> None:
+    def __init__(self, total: int | None, progress: bool | TextIO) -> None:
         self._stream: TextIO = sys.stderr if progress is True else progress  # type: ignore[assignment]
-        self._total = len(iterable) if isinstance(iterable, Sized) else None
+        self._total = total
         self._done = 0
         self._started = time.monotonic()
         self._drawn = 0.0

@@ -6,10 +6,11 @@ A backend is a port with adapters: `local` (a process on this machine, the embed
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest
+from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest, ErrorInfo
 
 
 class AttemptSession(Protocol):
@@ -41,3 +42,24 @@ class ContainerBackend(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
         """Release what the backend holds (stop attempts still running)."""
+
+
+def attempt_outcome(
+    outcome: str,
+    value: str | None,
+    *,
+    started_at: float | None,
+    has_value: bool = False,
+    error: ErrorInfo | None = None,
+    exit_code: int | None = None,
+) -> AttemptOutcome:
+    """How an attempt ended, stamped now: the same vocabulary for every backend."""
+    return AttemptOutcome(
+        outcome=outcome,
+        value=value,
+        has_value=has_value,
+        error=error,
+        started_at=started_at,
+        ended_at=time.time(),
+        exit_code=exit_code,
+    )

@@ -49,6 +49,7 @@ from temporal_workers.backends import (
     AttemptSession,
     ContainerBackend,
     InfrastructureError,
+    attempt_outcome,
 )
 from temporal_workers.backends.fargate_sizes import smallest_fargate_size
 from temporal_workers.settings import WorkerSettings
@@ -393,24 +394,6 @@ def _engine_attempt() -> int:
 # Reading how a task ended
 
 
-def _outcome(
-    outcome: str,
-    value: str | None,
-    *,
-    started_at: float | None,
-    has_value: bool = False,
-    error: ErrorInfo | None = None,
-    exit_code: int | None = None,
-) -> AttemptOutcome:
-    return AttemptOutcome(
-        outcome=outcome,
-        value=value,
-        has_value=has_value,
-        error=error,
-        started_at=started_at,
-        ended_at=time.time(),
-        exit_code=exit_code,
-    )
 
 
 def _function_container(task: Mapping[str, Any]) -> Json:
@@ -484,23 +467,23 @@ def classify(
     if document is not None and document.get("has_progress"):
         last, has_last = document.get("progress"), True
     if interrupt == "cancel":
-        return _outcome(Outcome.CANCELLED, last, has_value=has_last, started_at=started_at, exit_code=exit_code)
+        return attempt_outcome(Outcome.CANCELLED, last, has_value=has_last, started_at=started_at, exit_code=exit_code)
     if interrupt == "timeout":
         timeout = request.invocation.options.timeout_seconds
         error = ErrorInfo(
             type="InvocationTimedOutError", message=f"the attempt ran past its timeout of {timeout:g} s"
         )
-        return _outcome(Outcome.TIMED_OUT, last, has_value=has_last, started_at=started_at,
+        return attempt_outcome(Outcome.TIMED_OUT, last, has_value=has_last, started_at=started_at,
                         error=error, exit_code=exit_code)
     reported = _error_from(document)
     if reported is not None:
-        return _outcome(Outcome.FAILED, last, has_value=has_last, started_at=started_at,
+        return attempt_outcome(Outcome.FAILED, last, has_value=has_last, started_at=started_at,
                         error=reported, exit_code=exit_code)
     if document is not None and document.get("has_result") and exit_code == 0:
-        return _outcome(Outcome.SUCCEEDED, document.get("result"), has_value=True,
+        return attempt_outcome(Outcome.SUCCEEDED, document.get("result"), has_value=True,
                         started_at=started_at, exit_code=0)
     memory = request.invocation.options.memory_mib
-    return _outcome(Outcome.FAILED, last, has_value=has_last, started_at=started_at,
+    return attempt_outcome(Outcome.FAILED, last, has_value=has_last, started_at=started_at,
                     error=crash_error(task, memory), exit_code=exit_code)
 
 
@@ -662,15 +645,15 @@ class _Attempt:
         except ValueError as exc:  # overrides too large, or no Fargate size fits
             # Permanent: no launch can succeed, and no user code has run.
             error = ErrorInfo(type=type(exc).__name__, message=str(exc))
-            return _outcome(Outcome.FAILED, None, started_at=None, error=error)
+            return attempt_outcome(Outcome.FAILED, None, started_at=None, error=error)
         await self._upload_input()
         self._check_abandoned()
         if self.cancel_requested:
-            return _outcome(Outcome.CANCELLED, None, started_at=None)
+            return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
         task_arn = await self._launch(params)
         if task_arn is None:
             self._check_abandoned()
-            return _outcome(Outcome.CANCELLED, None, started_at=None)
+            return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
         log.info("%s attempt %d: task %s", self.request.invocation.invocation_id,
                  self.request.attempt_number, task_arn)
         self.backend.track(task_arn, True)
@@ -771,7 +754,7 @@ class _Attempt:
         if task is None:
             if now - watch.launched > self.timings.visibility_grace:
                 error = ErrorInfo(type="ProcessKilled", message="the task disappeared")
-                return _outcome(Outcome.FAILED, watch.progress, has_value=watch.has_progress,
+                return attempt_outcome(Outcome.FAILED, watch.progress, has_value=watch.has_progress,
                                 started_at=watch.started_at, error=error)
             return None
         status = task.get("lastStatus")

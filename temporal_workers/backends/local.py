@@ -23,7 +23,12 @@ from multinode._environment import RequirementsInstallError, environment_python
 from multinode._options import format_memory
 from multinode._package import PackageIntegrityError, PackageNotFoundError, extract_package, read_package
 from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest, ErrorInfo, Outcome
-from temporal_workers.backends import AttemptSession, ContainerBackend, InfrastructureError
+from temporal_workers.backends import (
+    AttemptSession,
+    ContainerBackend,
+    InfrastructureError,
+    attempt_outcome,
+)
 from temporal_workers.backends.cgroups import Cgroup, CgroupLimiter
 from temporal_workers.backends.forkserver import FORK_SERVER_LOST, ForkServers
 from temporal_workers.settings import WorkerSettings
@@ -145,12 +150,12 @@ class LocalBackend(ContainerBackend):
             code_dir, python = await self._prepare(request, session)
         except asyncio.CancelledError:
             if session.interruption() == "cancel":
-                return _outcome(Outcome.CANCELLED, None, started_at=None)
+                return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
             raise
         except (PackageIntegrityError, PackageNotFoundError, RequirementsInstallError) as exc:
             # Permanent: retrying cannot help, and no user code has run.
             error = ErrorInfo(type=type(exc).__name__, message=str(exc))
-            return _outcome(Outcome.FAILED, None, started_at=None, error=error)
+            return attempt_outcome(Outcome.FAILED, None, started_at=None, error=error)
         except OSError as exc:
             raise InfrastructureError(f"preparing the attempt failed: {exc}") from exc
         return await self._launch_and_supervise(request, session, code_dir, python)
@@ -401,24 +406,6 @@ async def _reap(proc: AttemptProcess, cgroup: Cgroup | None) -> None:
             await asyncio.sleep(0.01)
 
 
-def _outcome(
-    outcome: str,
-    value: str | None,
-    *,
-    started_at: float | None,
-    has_value: bool = False,
-    error: ErrorInfo | None = None,
-    exit_code: int | None = None,
-) -> AttemptOutcome:
-    return AttemptOutcome(
-        outcome=outcome,
-        value=value,
-        has_value=has_value,
-        error=error,
-        started_at=started_at,
-        ended_at=time.time(),
-        exit_code=exit_code,
-    )
 
 
 def _classify(
@@ -432,21 +419,21 @@ def _classify(
     # What the caller keeps as `.result` when the attempt did not succeed: the latest yield.
     last, has_last = frames.progress, frames.has_progress
     if interrupt == "cancel":
-        return _outcome(Outcome.CANCELLED, last, has_value=has_last, started_at=started_at,
+        return attempt_outcome(Outcome.CANCELLED, last, has_value=has_last, started_at=started_at,
                         exit_code=returncode)
     if interrupt == "timeout":
         timeout = request.invocation.options.timeout_seconds
         error = ErrorInfo(type="InvocationTimedOutError",
                           message=f"the attempt ran past its timeout of {timeout:g} s")
-        return _outcome(Outcome.TIMED_OUT, last, has_value=has_last, started_at=started_at,
+        return attempt_outcome(Outcome.TIMED_OUT, last, has_value=has_last, started_at=started_at,
                         error=error, exit_code=returncode)
     if frames.error is not None:
-        return _outcome(Outcome.FAILED, last, has_value=has_last, started_at=started_at,
+        return attempt_outcome(Outcome.FAILED, last, has_value=has_last, started_at=started_at,
                         error=frames.error, exit_code=returncode)
     if frames.has_result and returncode == 0:
-        return _outcome(Outcome.SUCCEEDED, frames.result, has_value=True, started_at=started_at,
+        return attempt_outcome(Outcome.SUCCEEDED, frames.result, has_value=True, started_at=started_at,
                         exit_code=0)
-    return _outcome(Outcome.FAILED, last, has_value=has_last, started_at=started_at,
+    return attempt_outcome(Outcome.FAILED, last, has_value=has_last, started_at=started_at,
                     error=_crash_error(request, returncode, cgroup), exit_code=returncode)
 
 
