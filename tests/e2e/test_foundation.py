@@ -138,6 +138,8 @@ def test_bad_starts_create_nothing(control_plane: ControlPlane, deploy_tasks) ->
         mn.get_deployed_function(manifest.project_name, "nope").start(1)
     with pytest.raises(errors.ProjectDoesNotExistError):
         mn.get_deployed_function("no_such_project_xyz", "echo").start(1)
+    with pytest.raises(errors.VersionDoesNotExistError, match="has no version"):
+        mn.get_deployed_function(manifest.project_name, "echo", version_id="ver-00000000000000000000000000").start(1)
     with pytest.raises(errors.InvocationDoesNotExistError):
         fn.get("inv-00000000000000000000000000")
     with pytest.raises(errors.InvalidOptionError, match="malformed"):
