@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import boto3
@@ -40,6 +40,7 @@ def read_function_logs(
     *,
     client: CloudWatchLogsClient | None = None,
     interval_seconds: float = FOLLOW_INTERVAL_SECONDS,
+    stop: Callable[[], bool] | None = None,
 ) -> Iterator[str]:
     """Yield the lines of a task's function container, oldest first.
 
@@ -62,6 +63,9 @@ def read_function_logs(
                 continue
         if not follow:
             return
+        if stop is not None and stop():
+            follow = False  # one more read catches what was written before the end
+            continue
         time.sleep(interval_seconds)
 
 
@@ -80,3 +84,39 @@ def _page(
         raise
     lines = [event.get("message", "") for event in response.get("events", [])]
     return lines, response["nextForwardToken"]
+
+
+class CloudWatchLogSource:
+    """The logs of an attempt that ran as a Fargate task, for `multinode logs`."""
+
+    def __init__(self, log_group: str, task_arn: str, stream_prefix: str = "multinode") -> None:
+        self._log_group = log_group
+        self._task_arn = task_arn
+        self._stream_prefix = stream_prefix
+        self.description = f"CloudWatch Logs {log_group}/{stream_name(stream_prefix, task_arn)}"
+
+    def exists(self) -> bool:
+        return True  # the task ran; an empty stream reads as no lines
+
+    def chunks(self, *, follow: bool, attempt_ended: Callable[[], bool]) -> Iterator[str]:
+        for line in read_function_logs(self._log_group, self._stream_prefix, self._task_arn,
+                                       follow=follow, stop=attempt_ended):
+            yield line if line.endswith("\n") else line + "\n"
+
+
+def fargate_log_source(store_spec: str, invocation_id: str, attempt: int) -> CloudWatchLogSource | None:
+    """The attempt's CloudWatch stream, found through the task the worker recorded beside the
+    attempt's documents in the package store's bucket; None when it did not run on Fargate."""
+    import json
+
+    from multinode._s3_store import normalize_prefix, parse_s3_uri, s3_client
+
+    bucket, prefix = parse_s3_uri(store_spec)
+    prefix = normalize_prefix(prefix)
+    key = f"{prefix}runs/{invocation_id}/{attempt}/task.json"
+    try:
+        body = s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError:
+        return None
+    task = json.loads(body)
+    return CloudWatchLogSource(str(task["log_group"]), str(task["task_arn"]))

@@ -93,10 +93,23 @@ def register_log_source(factory: LogSourceFactory) -> None:
         _factories.append(factory)
 
 
+def _fargate_factory(invocation_id: str, attempt: int) -> LogSource | None:
+    """Attempts that ran on Fargate: their CloudWatch stream (only when the package store is an
+    S3 bucket, where the worker records each attempt's task)."""
+    import os
+
+    store = os.environ.get("MULTINODE_PACKAGE_STORE", "")
+    if not store.startswith("s3://"):
+        return None
+    from multinode._cloudwatch_logs import fargate_log_source
+
+    return fargate_log_source(store, invocation_id, attempt)
+
+
 def find_log_source(invocation_id: str, attempt: int) -> LogSource:
     """The first source that has logs for this attempt; else the local one (which a follower
     waits on until the attempt writes its first line)."""
-    for factory in _factories:
+    for factory in [*_factories, _fargate_factory]:
         source = factory(invocation_id, attempt)
         if source is not None and source.exists():
             return source

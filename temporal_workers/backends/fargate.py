@@ -85,6 +85,7 @@ ENV_GRACE_PERIOD_SECONDS = "MULTINODE_GRACE_PERIOD_SECONDS"
 INPUT_NAME = "input.json"
 PROGRESS_NAME = "progress.json"
 OUTCOME_NAME = "outcome.json"
+TASK_NAME = "task.json"  # which ECS task ran the attempt: `multinode logs` finds its stream
 
 STOP_CANCEL = "multinode: cancel"
 STOP_TIMEOUT = "multinode: timeout"
@@ -656,6 +657,7 @@ class _Attempt:
             return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
         log.info("%s attempt %d: task %s", self.request.invocation.invocation_id,
                  self.request.attempt_number, task_arn)
+        await self._record_task(task_arn)
         self.backend.track(task_arn, True)
         try:
             return await self._supervise(task_arn)
@@ -674,6 +676,14 @@ class _Attempt:
                             self.location.key(INPUT_NAME), document)
         except (ClientError, BotoCoreError) as exc:
             raise InfrastructureError(f"uploading the arguments failed: {exc}") from exc
+
+    async def _record_task(self, task_arn: str) -> None:
+        document = {"task_arn": task_arn, "log_group": self.backend.config.log_group}
+        try:
+            await self.call(self.backend.store.put_json, self.location.bucket,
+                            self.location.key(TASK_NAME), document)
+        except (ClientError, BotoCoreError) as exc:  # only the logs' address is lost
+            log.warning("could not record the task of %s: %s", self.request.invocation.invocation_id, exc)
 
     async def _launch(self, params: Json) -> str | None:
         """RunTask until a task exists; None if cancelled before one did."""

@@ -406,9 +406,12 @@ async def run_until_running(deployed: Deployed, request: AttemptRequest,
 
 
 @pytest.mark.asyncio
-async def test_a_result_comes_back_and_the_logs_reach_cloudwatch(deployed: Deployed) -> None:
+async def test_a_result_comes_back_and_the_logs_reach_cloudwatch(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
     session = FakeSession()
-    outcome = await deployed.backend.run_attempt(attempt(deployed, "greet", "fargate"), session)
+    request = attempt(deployed, "greet", "fargate")
+    outcome = await deployed.backend.run_attempt(request, session)
     assert outcome.outcome == Outcome.SUCCEEDED, outcome
     assert _codec.decode(outcome.value) == "hello fargate" and outcome.exit_code == 0
     assert session.started and outcome.started_at is not None
@@ -416,6 +419,15 @@ async def test_a_result_comes_back_and_the_logs_reach_cloudwatch(deployed: Deplo
     env = deployed.fargate.environments[task_arn]
     assert env["MULTINODE_FUNCTION"] == "greet" and "fargate" not in env.values()
     assert "hello from the container, fargate" in function_logs(deployed, task_arn)
+    # `multinode logs` finds the same stream through the task the worker recorded.
+    from multinode._cloudwatch_logs import CloudWatchLogSource
+    from multinode._logs import find_log_source, iter_lines
+
+    monkeypatch.setenv("MULTINODE_PACKAGE_STORE", f"s3://{BUCKET}/store")
+    source = find_log_source(request.invocation.invocation_id, request.attempt_number)
+    assert isinstance(source, CloudWatchLogSource)
+    lines = list(iter_lines(source.chunks(follow=False, attempt_ended=lambda: True)))
+    assert "hello from the container, fargate" in lines
 
 
 @pytest.mark.asyncio
