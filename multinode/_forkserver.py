@@ -66,6 +66,9 @@ def _become_attempt(request: dict[str, Any], log_fd: int, report_fd: int) -> NoR
 
 def serve(server: socket.socket) -> NoReturn:
     parent = os.getppid()
+    # Ctrl-C on the terminal reaches the whole process group: the worker decides when this
+    # server ends (by closing the socket), not the keyboard.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
@@ -112,6 +115,7 @@ def serve(server: socket.socket) -> NoReturn:
                 os.close(wake_write)
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
                 _become_attempt(request, fds[0], fds[1])
             for fd in fds:
                 os.close(fd)

@@ -1,6 +1,6 @@
 """The demo: start `multinode dev`, deploy tasks/ as project "demo", run application/main.py,
-then stop everything. Uses its own ports and state folder, so it never disturbs a `multinode dev`
-you already run."""
+then stop everything. Uses its own ports and a fresh state folder (removed at the end), so it
+never disturbs a `multinode dev` you already run, and every run starts clean."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,9 +32,14 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 
 
 def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="multinode-demo-") as home:
+        return run(Path(home))
+
+
+def run(home: Path) -> int:
     env = {
         **os.environ,
-        "MULTINODE_HOME": str(REPO / ".demo-home"),
+        "MULTINODE_HOME": str(home),
         "MULTINODE_API_URL": f"127.0.0.1:{PORT}",
     }
     env.pop("MULTINODE_API_KEY", None)

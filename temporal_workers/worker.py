@@ -91,6 +91,11 @@ async def ensure_archiver(client: Client, settings: WorkerSettings) -> None:
 
 async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None) -> None:
     client = await _engine.connect(settings.connection)
+    try:
+        # Idempotent: a state folder or namespace from an older Multinode gets the new ones too.
+        await _engine.ensure_search_attributes(client, settings.connection.namespace)
+    except Exception as exc:  # e.g. no operator permission on a hosted namespace
+        log.warning("could not check the search attributes (%s); register them as the README says", exc)
     backend = make_backend(settings)
     worker = build_worker(client, settings, backend)
     stop = stop or asyncio.Event()
