@@ -199,48 +199,12 @@ class Engine:
         """The version new invocations run; refused while the project is being undeployed."""
         manifest, closing = await self.project_state(project_name)
         if closing:
-            raise ProjectDoesNotExistError(
-                f"project {project_name!r} is being undeployed; it accepts no new invocations"
-            )
+            raise _closing(project_name)
         return manifest
 
     async def version(self, project_name: str, version_id: str) -> VersionManifest:
-        latest = await self.latest_version(project_name)
-        if latest.version_id == version_id:
-            return latest
-        handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
-        try:
-            found: VersionManifest | None = await handle.query(
-                _names.VERSION_QUERY, version_id, result_type=VersionManifest
-            )
-        except RPCError as exc:
-            raise translate_rpc_error(exc, "reading the version") from None
-        if found is None:
-            raise VersionDoesNotExistError(
-                f"project {project_name!r} has no version {version_id!r}"
-            )
-        return found
-
-    async def versions(self, project_name: str) -> list[VersionManifest]:
-        await self.latest_version(project_name)  # raises for a missing project
-        handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
-        result: list[VersionManifest] = await self._call(
-            "listing versions",
-            lambda: handle.query(_names.VERSIONS_QUERY, result_type=list[VersionManifest]),
-        )
-        return result
-
-    async def projects(self) -> list[VersionManifest]:
-        """The latest version of every deployed project."""
-        query = f'WorkflowType = "{_names.PROJECT_WORKFLOW}" AND ExecutionStatus = "Running"'
-        latest: list[VersionManifest] = []
-
-        async def collect() -> None:
-            async for execution in self.client.list_workflows(query):
-                latest.append(await execution.memo_value("latest", type_hint=VersionManifest))
-
-        await self._call("listing projects", collect)
-        return sorted(latest, key=lambda m: m.project_name)
+        """A version to start invocations of: refused while the project is being undeployed."""
+        return await self.project_version(project_name, version_id, for_start=True)
 
     # ----- invocations --------------------------------------------------------------------
 
@@ -564,9 +528,13 @@ class Engine:
         )
         return result
 
-    async def project_version(self, project_name: str, version_id: str) -> VersionManifest:
+    async def project_version(
+        self, project_name: str, version_id: str, for_start: bool = False
+    ) -> VersionManifest:
         """One version; the latest without a worker, older ones by query."""
-        latest, _ = await self.project_state(project_name)
+        latest, closing = await self.project_state(project_name)
+        if for_start and closing:
+            raise _closing(project_name)
         if latest.version_id == version_id:
             return latest
         handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
@@ -668,6 +636,12 @@ def initial_record(invocation: InvocationInput) -> InvocationRecord:
         parent_invocation_id=invocation.parent_invocation_id,
         status=InvocationStatus.PENDING.value,
         created_at=invocation.created_at,
+    )
+
+
+def _closing(project_name: str) -> ProjectDoesNotExistError:
+    return ProjectDoesNotExistError(
+        f"project {project_name!r} is being undeployed; it accepts no new invocations"
     )
 
 

@@ -161,6 +161,16 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message
         time.sleep(interval)
 
 
+def client_for_queue(queue: str):  # type: ignore[no-untyped-def]
+    """An SDK client on the session's control plane but another task queue (for tests that run
+    their own workers, or none)."""
+    from multinode._client import Client
+    from multinode._settings import resolve_settings
+
+    base = resolve_settings()
+    return Client(type(base)(base.api_url, None, base.namespace, queue, "environment"))
+
+
 def copy_example_tasks(destination: Path) -> Path:
     shutil.copytree(EXAMPLE_TASKS, destination)
     return destination

@@ -10,6 +10,8 @@ import time
 from abc import ABC, abstractmethod
 from typing import Protocol
 
+from multinode import _runner
+from multinode._settings import ConnectionSettings
 from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest, ErrorInfo
 
 
@@ -63,3 +65,20 @@ def attempt_outcome(
         ended_at=time.time(),
         exit_code=exit_code,
     )
+
+
+def attempt_environment(request: AttemptRequest, connection: ConnectionSettings) -> dict[str, str]:
+    """What every function process is told, whatever runs it: who it is, and how to reach the
+    control plane for nested invocations. Never the arguments, never a secret of the worker's."""
+    invocation = request.invocation
+    return {
+        "PYTHONUNBUFFERED": "1",
+        "MULTINODE_API_URL": connection.api_url,
+        "MULTINODE_NAMESPACE": connection.namespace,
+        "MULTINODE_TASK_QUEUE": connection.task_queue,
+        "MULTINODE_PROJECT": invocation.project_name,
+        "MULTINODE_VERSION_ID": invocation.version_id,
+        "MULTINODE_INVOCATION_ID": invocation.invocation_id,
+        "MULTINODE_ATTEMPT": str(request.attempt_number),
+        _runner.ENV_FUNCTION: invocation.function_name,
+    }

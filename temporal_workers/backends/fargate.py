@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from multinode import _runner
 from multinode._options import format_memory
 from multinode._s3_store import normalize_prefix, parse_s3_uri
 from multinode._wire import (
@@ -49,6 +48,7 @@ from temporal_workers.backends import (
     AttemptSession,
     ContainerBackend,
     InfrastructureError,
+    attempt_environment,
     attempt_outcome,
 )
 from temporal_workers.backends.fargate_sizes import smallest_fargate_size
@@ -305,17 +305,8 @@ def container_environment(
 ) -> dict[str, str]:
     """What the entrypoint needs to run the attempt; never the arguments (they are in S3)."""
     invocation = request.invocation
-    connection = settings.connection
-    env = {
-        "PYTHONUNBUFFERED": "1",
-        "MULTINODE_API_URL": connection.api_url,
-        "MULTINODE_NAMESPACE": connection.namespace,
-        "MULTINODE_TASK_QUEUE": connection.task_queue,
-        "MULTINODE_PROJECT": invocation.project_name,
-        "MULTINODE_VERSION_ID": invocation.version_id,
-        "MULTINODE_INVOCATION_ID": invocation.invocation_id,
-        "MULTINODE_ATTEMPT": str(request.attempt_number),
-        _runner.ENV_FUNCTION: invocation.function_name,
+    env = attempt_environment(request, settings.connection)
+    env |= {
         ENV_PACKAGE_URI: invocation.package.uri,
         ENV_PACKAGE_SHA256: invocation.package.sha256,
         ENV_RUN_URI: location.uri,

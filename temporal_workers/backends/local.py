@@ -27,6 +27,7 @@ from temporal_workers.backends import (
     AttemptSession,
     ContainerBackend,
     InfrastructureError,
+    attempt_environment,
     attempt_outcome,
 )
 from temporal_workers.backends.cgroups import Cgroup, CgroupLimiter
@@ -166,24 +167,10 @@ class LocalBackend(ContainerBackend):
         return directory
 
     def _environment(self, request: AttemptRequest, code_dir: Path, input_path: Path) -> dict[str, str]:
-        invocation = request.invocation
         connection = self._settings.connection
         env = _base_environment()
-        env.update(
-            {
-                "PYTHONUNBUFFERED": "1",
-                "MULTINODE_API_URL": connection.api_url,
-                "MULTINODE_NAMESPACE": connection.namespace,
-                "MULTINODE_TASK_QUEUE": connection.task_queue,
-                "MULTINODE_PROJECT": invocation.project_name,
-                "MULTINODE_VERSION_ID": invocation.version_id,
-                "MULTINODE_INVOCATION_ID": invocation.invocation_id,
-                "MULTINODE_ATTEMPT": str(request.attempt_number),
-                _runner.ENV_FUNCTION: invocation.function_name,
-                _runner.ENV_CODE_DIR: str(code_dir),
-                _runner.ENV_INPUT_PATH: str(input_path),
-            }
-        )
+        env.update(attempt_environment(request, connection))
+        env.update({_runner.ENV_CODE_DIR: str(code_dir), _runner.ENV_INPUT_PATH: str(input_path)})
         if connection.api_key:
             env["MULTINODE_API_KEY"] = connection.api_key
         return env

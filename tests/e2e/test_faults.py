@@ -14,7 +14,7 @@ import pytest
 
 import multinode as mn
 from multinode import InvocationStatus, errors
-from tests.conftest import ControlPlane, running_control_plane, wait_until
+from tests.conftest import ControlPlane, client_for_queue, running_control_plane, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -44,14 +44,6 @@ def one_at_a_time(marker_dir, index, seconds):
 '''
 
 
-def _client_for(queue: str):  # type: ignore[no-untyped-def]
-    from multinode._client import Client
-    from multinode._settings import resolve_settings
-
-    base = resolve_settings()
-    return Client(type(base)(base.api_url, None, base.namespace, queue, "environment"))
-
-
 def _runs(folder: Path) -> dict[str, list[tuple[float, float | None]]]:
     """Per invocation index: (start, end) of each run; end None for a run that was killed."""
     runs: dict[str, list[tuple[float, float | None]]] = {}
@@ -68,7 +60,7 @@ def _runs(folder: Path) -> dict[str, list[tuple[float, float | None]]]:
 def test_killing_a_worker_mid_attempts_loses_nothing(control_plane: ControlPlane, deploy_tasks, tmp_path: Path) -> None:
     queue = f"kill-worker-{uuid.uuid4().hex[:8]}"
     project = deploy_tasks(TASKS).project_name
-    record = mn.Function("record", project_name=project, client=_client_for(queue))
+    record = mn.Function("record", project_name=project, client=client_for_queue(queue))
     doomed = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
     ids = [record.start(str(tmp_path), index, 2.0) for index in range(6)]
     wait_until(lambda: len(list(tmp_path.glob("start-*"))) == 6, timeout=60, message="all running")
@@ -121,7 +113,7 @@ def test_control_plane_killed_and_restarted(tmp_path_factory: pytest.TempPathFac
 def test_worker_restarted_while_invocations_wait_for_quota(control_plane: ControlPlane, deploy_tasks, tmp_path: Path) -> None:
     queue = f"restart-{uuid.uuid4().hex[:8]}"
     project = deploy_tasks(TASKS).project_name
-    one = mn.Function("one_at_a_time", project_name=project, client=_client_for(queue))
+    one = mn.Function("one_at_a_time", project_name=project, client=client_for_queue(queue))
     first_worker = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
     ids = [one.start(str(tmp_path), 0, 1.5)]
     wait_until(lambda: (tmp_path / "start-0").exists(), timeout=60, message="first running")
@@ -146,7 +138,7 @@ def two_workers(control_plane: ControlPlane) -> Iterator[str]:
 def test_load_quota_never_exceeded_nothing_lost_or_duplicated(two_workers: str, deploy_tasks, tmp_path: Path) -> None:
     """The test-sized run of benchmarks/load.py: 60 invocations, quota 10, two workers."""
     project = deploy_tasks(TASKS).project_name
-    record = mn.Function("record", project_name=project, client=_client_for(two_workers))
+    record = mn.Function("record", project_name=project, client=client_for_queue(two_workers))
     ids = [record.start(str(tmp_path), index, 0.3) for index in range(60)]
     assert sorted(record.await_result(i, timeout=150) for i in ids) == list(range(60))
     runs = _runs(tmp_path)

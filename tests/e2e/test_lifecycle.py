@@ -12,7 +12,7 @@ import pytest
 
 import multinode as mn
 from multinode import InvocationStatus, errors
-from tests.conftest import GRACE_PERIOD_SECONDS, ControlPlane, wait_until
+from tests.conftest import GRACE_PERIOD_SECONDS, ControlPlane, client_for_queue, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -176,12 +176,8 @@ def test_cancel_kills_the_whole_tree_after_the_grace_period(project: str, tmp_pa
 def test_cancel_pending_starts_no_container_and_is_never_lost(
     control_plane: ControlPlane, deploy_tasks, tmp_path: Path
 ) -> None:
-    from multinode._client import Client
-    from multinode._settings import resolve_settings
-
     queue = f"idle-{uuid.uuid4().hex[:8]}"
-    settings = resolve_settings()
-    client = Client(type(settings)(settings.api_url, None, settings.namespace, queue, "environment"))
+    client = client_for_queue(queue)
     project = deploy_tasks(TASKS).project_name
     sleepy = mn.Function("sleepy", project_name=project, client=client)
     invocation_id = sleepy.start(str(tmp_path), 0)
@@ -272,12 +268,8 @@ def test_memory_limit_is_enforced(project: str, control_plane: ControlPlane) -> 
 def test_worker_death_kills_the_function_and_the_invocation_continues(
     control_plane: ControlPlane, deploy_tasks, tmp_path: Path
 ) -> None:
-    from multinode._client import Client
-    from multinode._settings import resolve_settings
-
     queue = f"doomed-{uuid.uuid4().hex[:8]}"
-    settings = resolve_settings()
-    client = Client(type(settings)(settings.api_url, None, settings.namespace, queue, "environment"))
+    client = client_for_queue(queue)
     project = deploy_tasks(TASKS).project_name
     sleepy = mn.Function("sleepy", project_name=project, client=client)
     doomed = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
@@ -296,12 +288,8 @@ def test_worker_death_kills_the_function_and_the_invocation_continues(
 def test_time_spent_pending_does_not_count_against_the_timeout(
     control_plane: ControlPlane, deploy_tasks, tmp_path: Path
 ) -> None:
-    from multinode._client import Client
-    from multinode._settings import resolve_settings
-
     queue = f"late-{uuid.uuid4().hex[:8]}"
-    settings = resolve_settings()
-    client = Client(type(settings)(settings.api_url, None, settings.namespace, queue, "environment"))
+    client = client_for_queue(queue)
     project = deploy_tasks(
         "from datetime import timedelta\nimport time\nfrom multinode import Multinode\nmn = Multinode()\n"
         "@mn.function(timeout=timedelta(seconds=2))\ndef quick():\n    time.sleep(1)\n    return 'done'\n"

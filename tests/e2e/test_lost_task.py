@@ -22,7 +22,7 @@ from multinode._wire import AttemptOutcome, AttemptRequest
 from temporal_workers.coordination_activities import CoordinationActivities
 from temporal_workers.invocation_workflow import InvocationWorkflow
 from temporal_workers.quota_workflow import QuotaWorkflow
-from tests.conftest import HEARTBEAT_TIMEOUT_SECONDS, ControlPlane, wait_until
+from tests.conftest import HEARTBEAT_TIMEOUT_SECONDS, ControlPlane, client_for_queue, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -59,15 +59,11 @@ def _black_hole_worker(address: str, queue: str, ready: threading.Event, stop: t
 
 
 def test_lost_attempt_is_rerun_without_counting(control_plane: ControlPlane, deploy_tasks, tmp_path: Path) -> None:
-    from multinode._client import Client
-    from multinode._settings import resolve_settings
-
     project = deploy_tasks(
         "from multinode import Multinode\nmn = Multinode()\n@mn.function()\ndef answer():\n    return 42\n"
     ).project_name
     queue = f"lossy-{uuid.uuid4().hex[:8]}"
-    settings = resolve_settings()
-    client = Client(type(settings)(settings.api_url, None, settings.namespace, queue, "environment"))
+    client = client_for_queue(queue)
     answer = mn.Function("answer", project_name=project, client=client)
 
     ready, stop = threading.Event(), threading.Event()
