@@ -6,10 +6,19 @@ becomes `multinode._runner` without paying the interpreter's start-up and import
 so an attempt starts exactly as clean as a spawned one. The server stays single-threaded, so
 forking is safe.
 
+Joining a cgroup costs a kernel RCU grace period (10-20 ms on a busy cgroup v1 host), so the
+worker can also ask for a standby: a child forked ahead of time that joins its attempt's cgroups
+and then waits; starting the attempt is then one message.
+
 Protocol, over a SOCK_SEQPACKET socket inherited from the worker (one JSON message each):
-  worker -> server  {"id", "env", "cwd", "memory_procs"} with two fds: the log file, the report pipe
-  server -> worker  {"ready": true} once, then {"id", "pid"} after each fork and
-                    {"id", "exit"} when that child is reaped (exit code, negative for a signal)
+  worker -> server  {"id", "env", "cwd", "procs"} with two fds (the log file, the report pipe):
+                    fork a child that joins the cgroups whose `cgroup.procs` files are listed,
+                    then runs the attempt
+                    {"id", "standby": true, "procs"}: fork a child that joins the cgroups, then waits
+                    {"id", "go": <standby id>, "env", "cwd"} with the two fds: start that standby
+  server -> worker  {"ready": true} once, then {"id", "pid"} after each fork or go (a go whose
+                    standby is gone gets {"id", "gone": true}), and {"id", "exit"} when a child is
+                    reaped (exit code, negative for a signal)
 """
 
 from __future__ import annotations
@@ -35,14 +44,17 @@ def _preload() -> None:
     import multinode._runner  # noqa: F401
 
 
+def _detach(procs: list[str]) -> None:
+    """In a forked child: its own session, inside its attempt's cgroups."""
+    os.setsid()
+    for path in procs:
+        with open(path, "w") as handle:
+            handle.write(str(os.getpid()))
+
+
 def _become_attempt(request: dict[str, Any], log_fd: int, report_fd: int) -> NoReturn:
-    """In the forked child: detach, wire up, and run the attempt."""
+    """In the forked child, detached: wire up, and run the attempt."""
     try:
-        os.setsid()
-        memory_procs = request.get("memory_procs")
-        if memory_procs:
-            with open(memory_procs, "w") as handle:
-                handle.write(str(os.getpid()))
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(log_fd, 1)
@@ -64,6 +76,30 @@ def _become_attempt(request: dict[str, Any], log_fd: int, report_fd: int) -> NoR
         os._exit(70)
 
 
+def _wait_as_standby(channel: socket.socket) -> NoReturn:
+    """In a standby child, detached: wait for the attempt it will become."""
+    try:
+        message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 2)
+        channel.close()
+    except BaseException:
+        os._exit(70)
+    if not message or len(fds) != 2:
+        os._exit(0)  # the fork server is gone, or let this standby go unused
+    _become_attempt(json.loads(message), fds[0], fds[1])
+
+
+def _in_child(server: socket.socket, wake: tuple[int, int], standbys: dict[int, socket.socket]) -> None:
+    """Right after fork, in the child: drop everything of the server's."""
+    server.close()
+    for fd in wake:
+        os.close(fd)
+    for channel in standbys.values():
+        channel.close()
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def serve(server: socket.socket) -> NoReturn:
     parent = os.getppid()
     # Ctrl-C on the terminal reaches the whole process group: the worker decides when this
@@ -74,6 +110,8 @@ def serve(server: socket.socket) -> NoReturn:
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children: dict[int, int] = {}
+    standbys: dict[int, socket.socket] = {}  # standby id -> the channel its go arrives on
+    standby_pids: dict[int, int] = {}
     server.send(json.dumps({"ready": True}).encode())
 
     def shut_down() -> NoReturn:
@@ -101,24 +139,49 @@ def serve(server: socket.socket) -> NoReturn:
             if pid == 0:
                 break
             request_id = children.pop(pid, None)
+            if request_id in standbys:
+                standbys.pop(request_id).close()
             if request_id is not None:
+                standby_pids.pop(request_id, None)
                 server.send(json.dumps({"id": request_id, "exit": os.waitstatus_to_exitcode(status)}).encode())
         if server.fileno() in readable:
             message, fds, _, _ = socket.recv_fds(server, MAX_MESSAGE, 2)
             if not message:
                 shut_down()  # the worker closed the connection
             request = json.loads(message)
+            if "go" in request:
+                channel = standbys.pop(request["go"], None)
+                reply: dict[str, Any] = {"id": request["id"], "gone": True}
+                if channel is not None:
+                    try:
+                        socket.send_fds(channel, [message], fds)
+                        reply = {"id": request["id"], "pid": standby_pids[request["go"]]}
+                    except OSError:
+                        pass
+                    channel.close()
+                for fd in fds:
+                    os.close(fd)
+                server.send(json.dumps(reply).encode())
+                continue
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) if request.get("standby") else (None, None)
             pid = os.fork()
             if pid == 0:
-                server.close()
-                os.close(wake_read)
-                os.close(wake_write)
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                _in_child(server, (wake_read, wake_write), standbys)
+                try:
+                    _detach(request.get("procs") or [])
+                except BaseException:
+                    os._exit(70)
+                if theirs is not None:
+                    assert ours is not None
+                    ours.close()
+                    _wait_as_standby(theirs)
                 _become_attempt(request, fds[0], fds[1])
             for fd in fds:
                 os.close(fd)
+            if ours is not None and theirs is not None:
+                theirs.close()
+                standbys[request["id"]] = ours
+                standby_pids[request["id"]] = pid
             children[pid] = request["id"]
             server.send(json.dumps({"id": request["id"], "pid": pid}).encode())
 

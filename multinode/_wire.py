@@ -166,12 +166,15 @@ class QuotaRequest:
     function_name: str
     invocation_id: str
     limit: int
+    # The attempt the slot is for: a late release of an earlier attempt must not free it.
+    attempt_number: int = 0
 
 
 @dataclass(frozen=True)
 class QuotaState:
-    """The semaphore's state, carried across continue-as-new. Waiters are kept in invocation id
-    order, which is start order (ids begin with their creation time)."""
+    """The semaphore's state, carried across continue-as-new: holders by invocation id with the
+    attempt each holds its slot for, and waiters in invocation id order, which is start order
+    (ids begin with their creation time)."""
 
     holders: dict[str, int]
     waiters: list[QuotaRequest]

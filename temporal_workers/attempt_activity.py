@@ -3,6 +3,7 @@ the backend to the engine (heartbeats, cancellation, the RUNNING notice)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 
@@ -15,6 +16,9 @@ from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest
 from temporal_workers.backends import ContainerBackend, InfrastructureError
 
 log = logging.getLogger("multinode.worker")
+
+# Pauses before each try of a release.
+RELEASE_DELAYS_SECONDS = (0.0, 0.2, 1.0, 5.0)
 
 
 class _ActivitySession:
@@ -47,6 +51,7 @@ class AttemptActivities:
     def __init__(self, client: Client, backend: ContainerBackend) -> None:
         self._client = client
         self._backend = backend
+        self._releases: set[asyncio.Future[None]] = set()
 
     @activity.defn(name=_names.RUN_ATTEMPT_ACTIVITY)
     async def run_attempt(self, request: AttemptRequest) -> AttemptOutcome:
@@ -63,18 +68,28 @@ class AttemptActivities:
             outcome = await self._backend.run_attempt(request, session)
         except InfrastructureError as exc:
             raise ApplicationError(str(exc), type="InfrastructureError") from None
-        return dataclasses.replace(outcome, quota_released=await self._release_quota(request))
+        self._release_quota(request)
+        return dataclasses.replace(outcome, quota_released=True)
 
-    async def _release_quota(self, request: AttemptRequest) -> bool:
-        """Hand the slot to the next waiter now that the container is gone, instead of one
-        workflow task later; the workflow releases it itself if this fails."""
+    def _release_quota(self, request: AttemptRequest) -> None:
+        """Hand the slot to the next waiter now that the container is gone, without holding
+        back the attempt's completion for it. The release names its attempt, so it frees
+        nothing if it lands after the invocation asked again for its next attempt; if it is
+        lost, that next attempt reuses the slot, or the semaphore reaps it once the invocation
+        has ended."""
+        task = asyncio.ensure_future(self._send_release(request))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _send_release(self, request: AttemptRequest) -> None:
         invocation = request.invocation
         quota = _names.quota_workflow_id(invocation.project_name, invocation.function_name)
-        try:
-            await self._client.get_workflow_handle(quota).signal(
-                _names.QUOTA_RELEASE_SIGNAL, invocation.invocation_id
-            )
-            return True
-        except Exception as exc:  # best effort: the workflow's own release follows
-            log.warning("could not release the quota slot of %s: %s", invocation.invocation_id, exc)
-            return False
+        for delay in RELEASE_DELAYS_SECONDS:
+            await asyncio.sleep(delay)
+            try:
+                await self._client.get_workflow_handle(quota).signal(
+                    _names.QUOTA_RELEASE_SIGNAL, args=[invocation.invocation_id, request.attempt_number]
+                )
+                return
+            except Exception as exc:  # the slot is reclaimed anyway; see _release_quota
+                log.warning("could not release the quota slot of %s: %s", invocation.invocation_id, exc)

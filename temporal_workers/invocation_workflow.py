@@ -108,7 +108,7 @@ class InvocationWorkflow:
             if outcome.started_at is not None and self._record.status == PENDING:
                 self._set_status(RUNNING, outcome.started_at)
             if not outcome.quota_released:
-                await self._release_quota()
+                await self._release_quota(self._attempt_number)
             self._children.extend(c for c in outcome.children if c not in self._children)
             self._record.attempts.append(
                 AttemptRecord(
@@ -151,19 +151,20 @@ class InvocationWorkflow:
                 function_name=self._input.function_name,
                 invocation_id=self._input.invocation_id,
                 limit=self._input.options.max_concurrency,
+                attempt_number=self._attempt_number + 1,
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
         )
         await workflow.wait_condition(lambda: self._quota_granted or self._cancel_requested)
         if self._cancel_requested:
-            await self._release_quota()  # give up the place in the queue, or the slot
+            await self._release_quota(self._attempt_number + 1)  # the place in the queue, or the slot
             return False
         return True
 
-    async def _release_quota(self) -> None:
+    async def _release_quota(self, attempt_number: int) -> None:
         await workflow.get_external_workflow_handle(self._quota_id()).signal(
-            _names.QUOTA_RELEASE_SIGNAL, self._input.invocation_id
+            _names.QUOTA_RELEASE_SIGNAL, args=[self._input.invocation_id, attempt_number]
         )
 
     @workflow.signal(name=_names.QUOTA_GRANTED_SIGNAL)

@@ -2,9 +2,11 @@
 every version of the function.
 
 Invocations ask by signal (signal-with-start creates the semaphore on first use) and are
-answered by a grant signal, at once when a slot is free. Slots go to waiters in start order. An invocation gives its slot back
-after each attempt, or its place in the queue when cancelled while waiting. A holder that
-vanished without releasing (its workflow terminated or deleted) is reaped by a periodic check.
+answered by a grant signal, at once when a slot is free. Slots go to waiters in start order. An
+invocation gives its slot back after each attempt, or its place in the queue when cancelled while
+waiting. A release names the attempt it ends, so one that arrives after the invocation already
+asked again for its next attempt frees nothing. A holder that vanished without releasing (its
+workflow terminated or deleted) is reaped by a periodic check.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from multinode._wire import QuotaRequest, QuotaState
 
 # Set once per worker process from its settings (a timer duration is not checked on replay).
 REAP_INTERVAL_SECONDS = 30.0
+# A release for this attempt number frees whatever the invocation holds or waits for.
+ANY_ATTEMPT = 1 << 30
 
 
 @workflow.defn(name=_names.QUOTA_WORKFLOW)
@@ -52,11 +56,12 @@ class QuotaWorkflow:
     def _acquire(self, request: QuotaRequest) -> bool:
         """True when the slot is the requester's right now (a repeat request included)."""
         if request.invocation_id in self._holders:
+            self._holders[request.invocation_id] = max(self._holders[request.invocation_id], request.attempt_number)
             return True
         queued = any(w.invocation_id == request.invocation_id for w in self._waiters)
         if not queued:
             if not self._waiters and len(self._holders) < request.limit:
-                self._holders[request.invocation_id] = request.limit
+                self._holders[request.invocation_id] = request.attempt_number
                 return True
             keys = [w.invocation_id for w in self._waiters]
             self._waiters.insert(bisect.bisect(keys, request.invocation_id), request)
@@ -64,15 +69,19 @@ class QuotaWorkflow:
         return request.invocation_id in self._holders
 
     @workflow.signal(name=_names.QUOTA_RELEASE_SIGNAL)
-    def release(self, invocation_id: str) -> None:
-        self._holders.pop(invocation_id, None)
-        self._waiters = [w for w in self._waiters if w.invocation_id != invocation_id]
+    def release(self, invocation_id: str, attempt_number: int = ANY_ATTEMPT) -> None:
+        if self._holders.get(invocation_id, attempt_number) <= attempt_number:
+            self._holders.pop(invocation_id, None)
+        self._waiters = [
+            w for w in self._waiters
+            if w.invocation_id != invocation_id or w.attempt_number > attempt_number
+        ]
         self._grant()
 
     def _grant(self) -> None:
         while self._waiters and len(self._holders) < self._waiters[0].limit:
             request = self._waiters.pop(0)
-            self._holders[request.invocation_id] = request.limit
+            self._holders[request.invocation_id] = request.attempt_number
             self._spawn_notify(request.invocation_id)
 
     def _spawn_notify(self, invocation_id: str) -> None:

@@ -36,6 +36,14 @@ class ForkedProcess:
         return await asyncio.shield(self._exited)
 
 
+class StandbyProcess(ForkedProcess):
+    """A child forked ahead of its attempt, already inside the attempt's cgroups."""
+
+    def __init__(self, pid: int, exited: asyncio.Future[int], request_id: int) -> None:
+        super().__init__(pid, exited)
+        self.request_id = request_id
+
+
 class ForkServer:
     def __init__(self, python: Path, code_dir: Path, environment: dict[str, str]) -> None:
         self._python = python
@@ -44,7 +52,7 @@ class ForkServer:
         self._socket: socket.socket | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._ready: asyncio.Future[None] | None = None
-        self._pids: dict[int, asyncio.Future[int]] = {}
+        self._pids: dict[int, asyncio.Future[int | None]] = {}
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._ids = itertools.count(1)
 
@@ -85,10 +93,10 @@ class ForkServer:
         reply: dict[str, Any] = json.loads(message)
         if reply.get("ready") and self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
-        elif "pid" in reply:
+        elif "pid" in reply or "gone" in reply:
             future = self._pids.pop(reply["id"], None)
             if future is not None and not future.done():
-                future.set_result(int(reply["pid"]))
+                future.set_result(int(reply["pid"]) if "pid" in reply else None)
         elif "exit" in reply:
             exited = self._exits.pop(reply["id"], None)
             if exited is not None and not exited.done():
@@ -114,21 +122,47 @@ class ForkServer:
         self._exits.clear()
 
     async def spawn(self, env: dict[str, str], cwd: Path, log_fd: int, report_fd: int,
-                    memory_procs: Path | None) -> ForkedProcess:
+                    procs: list[Path]) -> ForkedProcess:
+        """Fork an attempt that joins the cgroups of `procs` first."""
+        request_id, exited = self._expect_exit()
+        pid = await self._request(request_id, {"env": env, "cwd": str(cwd), "procs": [str(p) for p in procs]},
+                                  [log_fd, report_fd])
+        assert pid is not None
+        return ForkedProcess(pid, exited)
+
+    async def standby(self, procs: list[Path]) -> ForkedProcess:
+        """Fork a child that joins the cgroups of `procs` and waits for `start_standby`."""
+        request_id, exited = self._expect_exit()
+        pid = await self._request(request_id, {"standby": True, "procs": [str(p) for p in procs]}, [])
+        assert pid is not None
+        return StandbyProcess(pid, exited, request_id)
+
+    async def start_standby(self, standby: ForkedProcess, env: dict[str, str], cwd: Path,
+                            log_fd: int, report_fd: int) -> bool:
+        """Turn a standby into the attempt; False if it is gone (then it never runs)."""
+        assert isinstance(standby, StandbyProcess)
+        if standby.returncode is not None:
+            return False
+        pid = await self._request(next(self._ids), {"go": standby.request_id, "env": env, "cwd": str(cwd)},
+                                  [log_fd, report_fd])
+        return pid is not None
+
+    def _expect_exit(self) -> tuple[int, asyncio.Future[int]]:
+        request_id = next(self._ids)
+        exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._exits[request_id] = exited
+        return request_id, exited
+
+    async def _request(self, request_id: int, message: dict[str, Any], fds: list[int]) -> int | None:
         if not self.alive:
+            self._exits.pop(request_id, None)
             raise OSError("the fork server is not running")
         assert self._socket is not None
-        request_id = next(self._ids)
-        loop = asyncio.get_running_loop()
-        pid_future: asyncio.Future[int] = loop.create_future()
-        exited: asyncio.Future[int] = loop.create_future()
-        self._pids[request_id] = pid_future
-        self._exits[request_id] = exited
-        message = json.dumps({"id": request_id, "env": env, "cwd": str(cwd),
-                              "memory_procs": str(memory_procs) if memory_procs else None})
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._pids[request_id] = future
         try:
-            socket.send_fds(self._socket, [message.encode()], [log_fd, report_fd])
-            pid = await asyncio.wait_for(pid_future, START_TIMEOUT_SECONDS)
+            socket.send_fds(self._socket, [json.dumps({"id": request_id, **message}).encode()], fds)
+            return await asyncio.wait_for(future, START_TIMEOUT_SECONDS)
         except (TimeoutError, OSError):
             # The request may still be forked: take the server down (its children with it)
             # before anyone spawns the attempt another way, so it can never run twice.
@@ -136,7 +170,6 @@ class ForkServer:
             if self._process is not None and self._process.returncode is None:
                 self._process.kill()
             raise
-        return ForkedProcess(pid, exited)
 
     async def close(self) -> None:
         # The server sees EOF, kills what it forked, and exits; waiters learn it at once.

@@ -14,9 +14,10 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from multinode import _runner
 from multinode._environment import RequirementsInstallError, environment_python
@@ -31,7 +32,7 @@ from temporal_workers.backends import (
     attempt_outcome,
 )
 from temporal_workers.backends.cgroups import Cgroup, CgroupLimiter
-from temporal_workers.backends.forkserver import FORK_SERVER_LOST, ForkServers
+from temporal_workers.backends.forkserver import FORK_SERVER_LOST, ForkedProcess, ForkServer, ForkServers
 from temporal_workers.settings import WorkerSettings
 
 log = logging.getLogger("multinode.worker")
@@ -42,6 +43,8 @@ TICK_SECONDS = 0.25
 # Functions shorter than this never cost the workflow an extra task for the RUNNING transition:
 # their start time still arrives with the outcome.
 NOTIFY_STARTED_AFTER_SECONDS = 0.2
+# Standby children kept at most, one per (environment, code, cpu, memory): the recently used ones.
+MAX_STANDBYS = 16
 
 
 class AttemptProcess(Protocol):
@@ -98,6 +101,18 @@ class FrameReader:
             self.feed(line)
 
 
+@dataclass
+class Standby:
+    """A child forked ahead of the next attempt with these limits, already in its cgroups."""
+
+    server: ForkServer
+    process: ForkedProcess
+    cgroup: Cgroup
+
+
+StandbyKey = tuple[Path, Path, float, int]  # python, code, cpu, memory_mib
+
+
 class LocalBackend(ContainerBackend):
     name = "local"
 
@@ -110,6 +125,12 @@ class LocalBackend(ContainerBackend):
         self._interrupts: dict[int, str | None] = {}
         self._notices: set[asyncio.Future[None]] = set()
         self._forks = ForkServers(_base_environment()) if settings.fork_server else None
+        # Joining a cgroup costs a kernel RCU grace period (10-20 ms on a busy host): standbys
+        # pay it between attempts instead of on the attempt's start.
+        self._standbys: dict[StandbyKey, Standby] = {}
+        self._replenishing: set[StandbyKey] = set()
+        self._background: set[asyncio.Future[None]] = set()
+        self._closed = False
 
     # ----- preparation --------------------------------------------------------------------
 
@@ -183,29 +204,34 @@ class LocalBackend(ContainerBackend):
         input_path = attempt_dir / f"attempt-{request.attempt_number}.input.json"
         log_path = attempt_dir / f"attempt-{request.attempt_number}.log"
         input_path.write_text(json.dumps({"args": invocation.args, "kwargs": invocation.kwargs}))
-        cgroup = self._limiter.create(
+        key: StandbyKey = (python, code_dir, invocation.options.cpu, invocation.options.memory_mib)
+        standby = self._take_standby(key)
+        cgroup = standby.cgroup if standby is not None else self._limiter.create(
             f"{invocation.invocation_id}-{request.attempt_number}",
             invocation.options.cpu,
             invocation.options.memory_mib,
         )
+        self._replenish(key)
         try:
-            return await self._run_process(request, session, code_dir, python, input_path, log_path, cgroup)
+            return await self._run_process(request, session, code_dir, python, input_path, log_path,
+                                           cgroup, standby)
         finally:
             if cgroup is not None:
-                cgroup.remove()
+                # Removing a cgroup can wait on the kernel as long as joining one: off the
+                # attempt's path, in a thread.
+                self._in_background(asyncio.to_thread(cgroup.remove))
             input_path.unlink(missing_ok=True)
 
     async def _run_process(
         self, request: AttemptRequest, session: AttemptSession, code_dir: Path, python: Path,
-        input_path: Path, log_path: Path, cgroup: Cgroup | None,
+        input_path: Path, log_path: Path, cgroup: Cgroup | None, standby: Standby | None,
     ) -> AttemptOutcome:
         env = self._environment(request, code_dir, input_path)
-        if cgroup is not None and cgroup.deferred_cpu_procs is not None:
-            env[_runner.ENV_CPU_CGROUP] = str(cgroup.deferred_cpu_procs)
         read_fd, write_fd = os.pipe()
         try:
             with open(log_path, "ab") as log_file:
-                proc = await self._start_process(python, code_dir, env, log_file.fileno(), write_fd, cgroup)
+                proc = await self._start_process(python, code_dir, env, log_file.fileno(), write_fd,
+                                                 cgroup, standby)
         except BaseException as exc:
             os.close(read_fd)
             if isinstance(exc, OSError):
@@ -241,14 +267,24 @@ class LocalBackend(ContainerBackend):
 
     async def _start_process(
         self, python: Path, code_dir: Path, env: dict[str, str], log_fd: int, report_fd: int,
-        cgroup: Cgroup | None,
+        cgroup: Cgroup | None, standby: Standby | None,
     ) -> AttemptProcess:
-        """Fork the attempt from the version's fork server; spawn it if there is none."""
+        """Start the standby, or fork the attempt from the version's fork server, or spawn it
+        if there is none."""
+        if standby is not None:
+            try:
+                if await standby.server.start_standby(standby.process, env, code_dir, log_fd, report_fd):
+                    return standby.process
+            except (TimeoutError, OSError) as exc:
+                log.warning("standby process unavailable (%s); forking this attempt", exc)
+        deferred_cpu = cgroup.deferred_cpu_procs if cgroup is not None else None
+        if deferred_cpu is not None:
+            env = {**env, _runner.ENV_CPU_CGROUP: str(deferred_cpu)}
         if self._forks is not None:
-            memory_procs = cgroup.memory_dir / "cgroup.procs" if cgroup and cgroup.memory_dir else None
+            procs = [cgroup.memory_dir / "cgroup.procs"] if cgroup and cgroup.memory_dir else []
             try:
                 server = await self._forks.get(python, code_dir)
-                return await server.spawn(env, code_dir, log_fd, report_fd, memory_procs)
+                return await server.spawn(env, code_dir, log_fd, report_fd, procs)
             except (TimeoutError, OSError) as exc:
                 log.warning("fork server unavailable (%s); spawning this attempt", exc)
         env = {**env, _runner.ENV_REPORT_FD: str(report_fd)}
@@ -263,6 +299,62 @@ class LocalBackend(ContainerBackend):
             pass_fds=(report_fd,),
             preexec_fn=cgroup.join if cgroup else None,
         )
+
+    # ----- standbys -----------------------------------------------------------------------
+
+    def _take_standby(self, key: StandbyKey) -> Standby | None:
+        standby = self._standbys.pop(key, None)
+        if standby is not None and (standby.process.returncode is not None or not standby.server.alive):
+            self._discard_standby(standby)
+            return None
+        return standby
+
+    def _replenish(self, key: StandbyKey) -> None:
+        """Fork the next attempt's standby in the background (only where cgroups are used:
+        without them there is no join to hide)."""
+        if self._forks is None or not self._limiter.enabled:
+            return
+        if key in self._standbys or key in self._replenishing:
+            return
+        self._replenishing.add(key)
+        self._in_background(self._fork_standby(key))
+
+    async def _fork_standby(self, key: StandbyKey) -> None:
+        python, code_dir, cpu, memory_mib = key
+        cgroup = None
+        try:
+            cgroup = self._limiter.create(f"standby-{os.urandom(6).hex()}", cpu, memory_mib)
+            if cgroup is None or self._forks is None:
+                return
+            procs = [d / "cgroup.procs" for d in cgroup.dirs]
+            server = await self._forks.get(python, code_dir)
+            process = await server.standby(procs)
+        except (TimeoutError, OSError) as exc:
+            log.warning("could not prepare a standby process (%s)", exc)
+            if cgroup is not None:
+                cgroup.remove()
+            return
+        finally:
+            self._replenishing.discard(key)
+        self._standbys[key] = Standby(server, process, cgroup)
+        if self._closed:
+            self._discard_standby(self._standbys.pop(key))
+        while len(self._standbys) > MAX_STANDBYS:  # dicts keep insertion order: oldest first
+            self._discard_standby(self._standbys.pop(next(iter(self._standbys))))
+
+    def _discard_standby(self, standby: Standby) -> None:
+        _kill_tree(standby.process, standby.cgroup)
+
+        async def remove_when_gone() -> None:
+            await _reap(standby.process, standby.cgroup)
+            standby.cgroup.remove()
+
+        self._in_background(remove_when_gone())
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _supervise(
         self,
@@ -350,8 +442,14 @@ class LocalBackend(ContainerBackend):
         return dataclasses.replace(outcome, children=list(frames.children))
 
     async def close(self) -> None:
+        self._closed = True
         for proc in list(self._running):
             _kill_tree(proc, None)
+        for standby in self._standbys.values():
+            self._discard_standby(standby)
+        self._standbys.clear()
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=5)
         if self._forks is not None:
             await self._forks.close()
 
