@@ -34,7 +34,7 @@ from multinode.errors import (
 if TYPE_CHECKING:
     from multinode._client import Client
     from multinode._engine import Engine
-    from multinode._wire import ErrorInfo, InvocationInput, InvocationRecord, VersionManifest
+    from multinode._wire import ErrorInfo, FunctionSpec, InvocationInput, InvocationRecord, VersionManifest
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -138,14 +138,7 @@ class Function(Generic[P, R]):
         from multinode._wire import InvocationInput, LockInput
 
         engine = await self.client.engine()
-        manifest = await self._manifest(engine)
-        spec = manifest.function(self.name)
-        if spec is None:
-            raise FunctionDoesNotExistError(
-                f"version {manifest.version_id} of project {manifest.project_name!r} has no "
-                f"function {self.name!r}; it has: "
-                + ", ".join(sorted(f.name for f in manifest.functions))
-            )
+        manifest, spec = await self._spec(engine)
         invocation = InvocationInput(
             invocation_id=new_invocation_id(),
             project_name=manifest.project_name,
@@ -168,6 +161,24 @@ class Function(Generic[P, R]):
         for listener in child_listeners:
             listener(invocation.invocation_id)
         return invocation.invocation_id
+
+    async def _spec(self, engine: Engine) -> tuple[VersionManifest, FunctionSpec]:
+        manifest = await self._manifest(engine)
+        spec = manifest.function(self.name)
+        if spec is None:
+            raise FunctionDoesNotExistError(
+                f"version {manifest.version_id} of project {manifest.project_name!r} has no "
+                f"function {self.name!r}; it has: "
+                + ", ".join(sorted(f.name for f in manifest.functions))
+            )
+        return manifest, spec
+
+    async def _map_window(self) -> int:
+        """How many invocations a map keeps started: no more than can run at once. More would
+        only wait for a slot, and queueing at the semaphore costs each of them a round trip
+        that the workers' quota leases otherwise save."""
+        _, spec = await self._spec(await self.client.engine())
+        return min(MAP_WINDOW, spec.options.max_concurrency)
 
     async def _manifest(self, engine: Engine) -> VersionManifest:
         version_id = self.version_id
@@ -323,14 +334,17 @@ class Function(Generic[P, R]):
     def _starmap(self, iterable: Iterable[tuple[Any, ...]], return_exceptions: bool) -> Generator[R, None, None]:
         source = iter(iterable)
         pending: deque[Any] = deque()
+        window: int | None = None
         try:
             while True:
-                while len(pending) < MAP_WINDOW:
+                while window is None or len(pending) < window:
                     try:
                         arguments = next(source)
                     except StopIteration:
                         break
                     encoded = _codec.encode_arguments(tuple(arguments), {})
+                    if window is None:
+                        window = self.client.run(self._map_window())
                     pending.append(self.client.submit(self._start_async(*encoded)))
                 if not pending:
                     return

@@ -69,6 +69,9 @@ class AttemptRequest:
 
     invocation: InvocationInput
     attempt_number: int
+    # True: the worker admits the attempt through its lease on the function's quota (or answers
+    # NO_SLOT); False: the invocation already holds a slot from the semaphore.
+    lease: bool = False
 
 
 class Outcome:
@@ -76,6 +79,8 @@ class Outcome:
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
+    # Not an attempt: the worker had no slot of the quota to give; ask the semaphore instead.
+    NO_SLOT = "no_slot"
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,36 @@ class QuotaState:
 
     holders: dict[str, int]
     waiters: list[QuotaRequest]
+    leases: dict[str, Lease] = field(default_factory=dict)
+
+
+@dataclass
+class Lease:
+    """Slots of a function's quota held by one worker, for the attempts it admits itself."""
+
+    count: int
+    renewed_at: float
+
+
+@dataclass(frozen=True)
+class LeaseRequest:
+    """A worker asking the semaphore to hold `want` slots for it, `keep` of which it may be using:
+    the semaphore never grants fewer than `keep`."""
+
+    worker_id: str
+    project_name: str
+    function_name: str
+    limit: int
+    keep: int
+    want: int
+
+
+@dataclass(frozen=True)
+class LeaseGrant:
+    count: int
+    # Invocations wait at the semaphore: the worker should admit none itself and give back what
+    # it does not use.
+    contended: bool
 
 
 @dataclass(frozen=True)

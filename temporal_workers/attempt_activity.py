@@ -1,22 +1,27 @@
-"""The activity that runs one attempt: it hands the attempt to the container backend and bridges
-the backend to the engine (heartbeats, cancellation, the RUNNING notice)."""
+"""The activity that runs one attempt: it takes a slot of the function's quota (from this worker's
+lease, unless the invocation already holds one from the semaphore), hands the attempt to the
+container backend, bridges the backend to the engine (heartbeats, cancellation, the RUNNING
+notice) and gives the slot back the moment the container is gone."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
+import time
 
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from multinode import _names
-from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest
+from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
 from temporal_workers.backends import ContainerBackend, InfrastructureError
+from temporal_workers.quota_leases import Admission, QuotaLeases
 
 log = logging.getLogger("multinode.worker")
 
+ADMISSION_HEARTBEAT_SECONDS = 0.5
 # Pauses before each try of a release.
 RELEASE_DELAYS_SECONDS = (0.0, 0.2, 1.0, 5.0)
 
@@ -48,9 +53,10 @@ class _ActivitySession:
 
 
 class AttemptActivities:
-    def __init__(self, client: Client, backend: ContainerBackend) -> None:
+    def __init__(self, client: Client, backend: ContainerBackend, leases: QuotaLeases) -> None:
         self._client = client
         self._backend = backend
+        self._leases = leases
         self._releases: set[asyncio.Future[None]] = set()
 
     @activity.defn(name=_names.RUN_ATTEMPT_ACTIVITY)
@@ -64,12 +70,44 @@ class AttemptActivities:
         session = _ActivitySession(
             self._client, info.workflow_id or request.invocation.invocation_id, request.attempt_number
         )
+        admission = None
+        if request.lease:
+            admission = await self._admit(request, session)
+            if admission is None:
+                return AttemptOutcome(Outcome.NO_SLOT, None, None, None, time.time())
         try:
             outcome = await self._backend.run_attempt(request, session)
         except InfrastructureError as exc:
             raise ApplicationError(str(exc), type="InfrastructureError") from None
-        self._release_quota(request)
+        finally:
+            if admission is not None:
+                self._leases.release(admission)
+        if admission is None:
+            self._release_quota(request)
         return dataclasses.replace(outcome, quota_released=True)
+
+    async def _admit(self, request: AttemptRequest, session: _ActivitySession) -> Admission | None:
+        """A slot from this worker's lease. Heartbeats while the lease syncs: an attempt that
+        went quiet would be timed out and run again elsewhere while this one still starts."""
+        invocation = request.invocation
+        admitting = asyncio.ensure_future(self._leases.admit(
+            invocation.project_name, invocation.function_name, invocation.options.max_concurrency
+        ))
+        try:
+            while not admitting.done():
+                session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None))
+                await asyncio.wait([admitting], timeout=ADMISSION_HEARTBEAT_SECONDS)
+        except asyncio.CancelledError:
+            admitting.cancel()
+            admitting.add_done_callback(self._release_if_admitted)
+            raise
+        return admitting.result()
+
+    def _release_if_admitted(self, admitting: asyncio.Future[Admission | None]) -> None:
+        if not admitting.cancelled() and admitting.exception() is None:
+            admission = admitting.result()
+            if admission is not None:
+                self._leases.release(admission)
 
     def _release_quota(self, request: AttemptRequest) -> None:
         """Hand the slot to the next waiter now that the container is gone, without holding

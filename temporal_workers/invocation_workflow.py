@@ -101,15 +101,23 @@ class InvocationWorkflow:
     async def _attempts_until_final(self) -> InvocationRecord:
         options = self._input.options
         while True:
-            if self._cancel_requested or not await self._acquire_quota():
+            if self._cancel_requested:
                 return self._finish(CANCELLED)
-            self._attempt_number += 1
-            outcome = await self._run_attempt()
+            # First ask the worker that picks the attempt up: its lease on the quota admits it
+            # without a round trip here. Only if it has no slot to give does the invocation
+            # queue at the semaphore, in start order.
+            outcome = await self._run_attempt(lease=True)
+            if outcome.outcome == Outcome.NO_SLOT:
+                if self._cancel_requested or not await self._acquire_quota():
+                    return self._finish(CANCELLED)
+                outcome = await self._run_attempt(lease=False)
+                if not outcome.quota_released:
+                    await self._release_quota(self._attempt_number)
             if outcome.started_at is not None and self._record.status == PENDING:
                 self._set_status(RUNNING, outcome.started_at)
-            if not outcome.quota_released:
-                await self._release_quota(self._attempt_number)
             self._children.extend(c for c in outcome.children if c not in self._children)
+            if outcome.outcome == Outcome.CANCELLED and outcome.started_at is None:
+                return self._finish(CANCELLED)  # cancelled before its container started: no attempt
             self._record.attempts.append(
                 AttemptRecord(
                     number=self._attempt_number,
@@ -173,11 +181,19 @@ class InvocationWorkflow:
 
     # ----- one attempt --------------------------------------------------------------------
 
-    async def _run_attempt(self) -> AttemptOutcome:
+    async def _run_attempt(self, lease: bool) -> AttemptOutcome:
+        """Run the next attempt; the attempt number moves on unless the worker had no slot."""
+        self._attempt_number += 1
+        outcome = await self._start_and_await_attempt(lease)
+        if outcome.outcome == Outcome.NO_SLOT:
+            self._attempt_number -= 1
+        return outcome
+
+    async def _start_and_await_attempt(self, lease: bool) -> AttemptOutcome:
         options = self._input.options
         self._attempt = workflow.start_activity(
             _names.RUN_ATTEMPT_ACTIVITY,
-            AttemptRequest(invocation=self._input, attempt_number=self._attempt_number),
+            AttemptRequest(invocation=self._input, attempt_number=self._attempt_number, lease=lease),
             result_type=AttemptOutcome,
             start_to_close_timeout=timedelta(seconds=options.timeout_seconds) + START_TO_CLOSE_MARGIN,
             heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_SECONDS),

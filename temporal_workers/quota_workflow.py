@@ -7,6 +7,11 @@ invocation gives its slot back after each attempt, or its place in the queue whe
 waiting. A release names the attempt it ends, so one that arrives after the invocation already
 asked again for its next attempt frees nothing. A holder that vanished without releasing (its
 workflow terminated or deleted) is reaped by a periodic check.
+
+Workers also hold leases: slots counted here but handed out by the worker itself to the attempts
+it runs, so an uncontended invocation never waits on this workflow (temporal_workers/
+quota_leases.py). A lease only grows while nobody waits here, never shrinks below what the worker
+says it uses, and lapses when its worker stops renewing it (a dead worker).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from datetime import timedelta
 from temporalio import workflow
 
 from multinode import _names
-from multinode._wire import QuotaRequest, QuotaState
+from multinode._wire import Lease, LeaseGrant, LeaseRequest, QuotaRequest, QuotaState
 
 # Set once per worker process from its settings (a timer duration is not checked on replay).
 REAP_INTERVAL_SECONDS = 30.0
 # A release for this attempt number frees whatever the invocation holds or waits for.
 ANY_ATTEMPT = 1 << 30
+# A lease not renewed for this long is dropped: its worker is gone. Workers renew far more often.
+LEASE_TTL_SECONDS = 15.0
 
 
 @workflow.defn(name=_names.QUOTA_WORKFLOW)
@@ -33,20 +40,56 @@ class QuotaWorkflow:
         self._holders: dict[str, int] = dict(state.holders)
         self._waiters: list[QuotaRequest] = sorted(state.waiters, key=lambda r: r.invocation_id)
         self._grants: set[asyncio.Task[None]] = set()
+        self._leases: dict[str, Lease] = {
+            worker: Lease(lease.count, lease.renewed_at) for worker, lease in state.leases.items()
+        }
 
     @workflow.run
     async def run(self, state: QuotaState) -> None:
+        def suggested() -> bool:
+            return workflow.info().is_continue_as_new_suggested()
+
         self._grant()
-        while not workflow.info().is_continue_as_new_suggested():
+        while not suggested():
+            if not (self._holders or self._leases):
+                # Nothing to check on: no timer while idle.
+                await workflow.wait_condition(lambda: suggested() or bool(self._holders or self._leases))
+                continue
+            interval = min(REAP_INTERVAL_SECONDS, LEASE_TTL_SECONDS) if self._leases else REAP_INTERVAL_SECONDS
             try:
-                await workflow.wait_condition(
-                    lambda: workflow.info().is_continue_as_new_suggested(),
-                    timeout=timedelta(seconds=REAP_INTERVAL_SECONDS),
-                )
+                await workflow.wait_condition(suggested, timeout=timedelta(seconds=interval))
             except TimeoutError:
+                self._expire_leases()
                 await self._reap()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._grants)
-        workflow.continue_as_new(QuotaState(holders=self._holders, waiters=self._waiters))
+        workflow.continue_as_new(QuotaState(holders=self._holders, waiters=self._waiters, leases=self._leases))
+
+    def _in_use(self) -> int:
+        return len(self._holders) + sum(lease.count for lease in self._leases.values())
+
+    @workflow.update(name=_names.QUOTA_LEASE_UPDATE)
+    def lease(self, request: LeaseRequest) -> LeaseGrant:
+        self._leases.pop(request.worker_id, None)
+        free = max(0, request.limit - self._in_use())
+        # While invocations wait here, slots go to them in order: a lease may not grow.
+        count = request.keep if self._waiters else max(request.keep, min(request.want, free))
+        if count > 0:
+            self._leases[request.worker_id] = Lease(count, workflow.now().timestamp())
+        self._grant()
+        return LeaseGrant(count=count, contended=bool(self._waiters))
+
+    @workflow.signal(name=_names.QUOTA_LEASE_RETURN_SIGNAL)
+    def return_lease(self, worker_id: str) -> None:
+        """A stopping worker gives its lease back (a signal: it needs no worker to land)."""
+        self._leases.pop(worker_id, None)
+        self._grant()
+
+    def _expire_leases(self) -> None:
+        now = workflow.now().timestamp()
+        for worker_id, lease in list(self._leases.items()):
+            if now - lease.renewed_at > LEASE_TTL_SECONDS:
+                del self._leases[worker_id]
+        self._grant()
 
     @workflow.signal(name=_names.QUOTA_ACQUIRE_SIGNAL)
     def acquire(self, request: QuotaRequest) -> None:
@@ -60,7 +103,7 @@ class QuotaWorkflow:
             return True
         queued = any(w.invocation_id == request.invocation_id for w in self._waiters)
         if not queued:
-            if not self._waiters and len(self._holders) < request.limit:
+            if not self._waiters and self._in_use() < request.limit:
                 self._holders[request.invocation_id] = request.attempt_number
                 return True
             keys = [w.invocation_id for w in self._waiters]
@@ -79,7 +122,7 @@ class QuotaWorkflow:
         self._grant()
 
     def _grant(self) -> None:
-        while self._waiters and len(self._holders) < self._waiters[0].limit:
+        while self._waiters and self._in_use() < self._waiters[0].limit:
             request = self._waiters.pop(0)
             self._holders[request.invocation_id] = request.attempt_number
             self._spawn_notify(request.invocation_id)

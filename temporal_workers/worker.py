@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
+import uuid
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -21,6 +24,7 @@ from temporal_workers.coordination_activities import CoordinationActivities
 from temporal_workers.invocation_workflow import InvocationWorkflow
 from temporal_workers.lock_workflow import LockWorkflow
 from temporal_workers.project_workflow import ProjectWorkflow
+from temporal_workers.quota_leases import EngineLeaseChannel, QuotaLeases
 from temporal_workers.quota_workflow import QuotaWorkflow
 from temporal_workers.settings import WorkerSettings
 
@@ -47,11 +51,20 @@ def make_backend(settings: WorkerSettings) -> ContainerBackend:
     return fake
 
 
-def build_worker(client: Client, settings: WorkerSettings, backend: ContainerBackend) -> Worker:
+def new_worker_id() -> str:
+    """Names this worker process at the semaphores it holds quota leases from."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def build_worker(
+    client: Client, settings: WorkerSettings, backend: ContainerBackend, leases: QuotaLeases | None = None
+) -> Worker:
     invocation_workflow.HEARTBEAT_TIMEOUT_SECONDS = settings.heartbeat_timeout_seconds
     quota_workflow.REAP_INTERVAL_SECONDS = settings.quota_reap_seconds
     archiver_workflow.INTERVAL_SECONDS = settings.archive_interval_seconds
-    attempts = AttemptActivities(client, backend)
+    if leases is None:
+        leases = QuotaLeases(new_worker_id(), EngineLeaseChannel(client, settings.connection.task_queue))
+    attempts = AttemptActivities(client, backend, leases)
     coordination = CoordinationActivities(
         client, settings.connection.task_queue, settings.archive_lag_seconds
     )
@@ -97,7 +110,8 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None
     except Exception as exc:  # e.g. no operator permission on a hosted namespace
         log.warning("could not check the search attributes (%s); register them as the README says", exc)
     backend = make_backend(settings)
-    worker = build_worker(client, settings, backend)
+    leases = QuotaLeases(new_worker_id(), EngineLeaseChannel(client, settings.connection.task_queue))
+    worker = build_worker(client, settings, backend, leases)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -117,4 +131,5 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None
             log.info("worker stopping")
     finally:
         # After the worker's shutdown: running attempts have ended or been stopped by then.
+        await leases.close()
         await backend.close()

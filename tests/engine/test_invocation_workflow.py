@@ -14,7 +14,7 @@ import multinode as mn
 from multinode import InvocationStatus, errors
 from multinode._wire import AttemptOutcome, AttemptRequest, ErrorInfo, Outcome
 from temporal_workers.backends import InfrastructureError
-from temporal_workers.backends.fake import FakeBackend
+from temporal_workers.backends.fake import FakeBackend, echo_first_argument
 from tests.conftest import ControlPlane, wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -163,9 +163,14 @@ def test_map_draws_progress(fake_worker, deploy_tasks) -> None:  # type: ignore[
 
 
 def test_map_reads_its_input_lazily(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
-    from multinode._function import MAP_WINDOW
+    from multinode._limits import MAX_CONCURRENCY_DEFAULT
 
-    f = _function(fake_worker(FakeBackend()), deploy_tasks)
+    async def slow_after_five(request: AttemptRequest, run: int) -> AttemptOutcome:
+        if int(request.invocation.args[0]) > 5:  # still running when the map is abandoned
+            await asyncio.sleep(60)
+        return echo_first_argument(request, run)
+
+    f = _function(fake_worker(FakeBackend(slow_after_five)), deploy_tasks)
     pulled = 0
 
     def items():  # type: ignore[no-untyped-def]
@@ -176,7 +181,8 @@ def test_map_reads_its_input_lazily(fake_worker, deploy_tasks) -> None:  # type:
 
     results = f.map(items())
     assert next(results) == 0
-    assert pulled <= MAP_WINDOW + 1
+    # No more started than can run at once: f's max_concurrency is the default.
+    assert pulled <= MAX_CONCURRENCY_DEFAULT + 1
     assert [next(results) for _ in range(5)] == [1, 2, 3, 4, 5]
     results.close()  # abandoning a map cancels what it started and no longer waits for
     statuses = {f.get(i).status for i in f.list_ids()}

@@ -1,0 +1,270 @@
+"""A worker's leases on function quotas: slots of a function's semaphore (quota_workflow.py) that
+this worker holds and hands to the attempts it runs itself.
+
+Without a lease, every attempt would cost its invocation a round trip through the semaphore
+workflow (a signal, the semaphore's workflow task, a grant signal, another workflow task) before
+its container could start. With one, an uncontended attempt takes a slot in this process and
+gives it back the moment its container is gone.
+
+Exactness: the semaphore counts a lease's slots as in use, whoever uses them here, and this worker
+never admits more attempts than its lease holds. Order: a lease grows only while nobody waits at
+the semaphore; once somebody does (the grant says `contended`), this worker admits nothing itself
+and gives back every slot it does not use, so waiting invocations get slots in start order.
+Liveness: leases are renewed every few seconds; the semaphore drops one whose worker stopped
+renewing, and the worker stops using a lease well before that could happen.
+
+Every sync with the semaphore is one update (synchronous answer) per function at a time, so a
+burst of attempts costs one round trip, not one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy
+
+from multinode import _names
+from multinode._wire import LeaseGrant, LeaseRequest, QuotaState
+from temporal_workers import quota_workflow
+
+log = logging.getLogger("multinode.worker")
+
+
+
+class LeaseChannel(Protocol):
+    """How a worker talks to the semaphores."""
+
+    async def sync(self, request: LeaseRequest) -> LeaseGrant:
+        """Hold `request.want` slots, never fewer than `request.keep`; answer what is held."""
+
+    async def give_back(self, worker_id: str, project_name: str, function_name: str) -> None:
+        """Drop the whole lease, without waiting for an answer."""
+
+
+RENEW_SECONDS = 3.0
+# Slots unused this long go back to the semaphore.
+IDLE_SECONDS = 5.0
+# A lease is used only this long after the renewal that kept it was sent, well inside the
+# semaphore's own expiry.
+USABLE_SECONDS = quota_workflow.LEASE_TTL_SECONDS - 5.0
+# A `contended` answer this recent is trusted without asking again.
+CONTENDED_FRESH_SECONDS = 1.0
+SYNC_RETRY_SECONDS = 1.0
+SYNC_TIMEOUT = timedelta(seconds=10)
+
+
+class Admission:
+    """One admitted attempt's hold on a leased slot; give it back with `QuotaLeases.release`."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: tuple[str, str]) -> None:
+        self.key = key
+
+
+@dataclass
+class _FunctionLease:
+    project_name: str
+    function_name: str
+    limit: int
+    granted: int = 0
+    busy: set[Admission] = field(default_factory=set)
+    contended: bool = False
+    synced_at: float = -1e9  # monotonic time the latest answered sync was sent
+    idle_since: float = field(default_factory=time.monotonic)
+    # Admissions waiting for the next sync's answer.
+    waiting: list[asyncio.Future[None]] = field(default_factory=list)
+    sync: asyncio.Task[None] | None = None
+    again: bool = False  # something changed during the sync in flight: sync once more
+    shrinking: bool = False  # a sync in flight may lower the lease below what is granted
+
+    def free(self, now: float) -> int:
+        if now - self.synced_at > USABLE_SECONDS:
+            return 0
+        return self.granted - len(self.busy)
+
+
+class QuotaLeases:
+    def __init__(self, worker_id: str, channel: LeaseChannel, clock: Callable[[], float] = time.monotonic) -> None:
+        self.worker_id = worker_id
+        self._channel = channel
+        self._clock = clock
+        self._leases: dict[tuple[str, str], _FunctionLease] = {}
+        self._renewer: asyncio.Task[None] | None = None
+
+    # ----- admission ----------------------------------------------------------------------
+
+    async def admit(self, project_name: str, function_name: str, limit: int) -> Admission | None:
+        """A slot for one attempt, or None: then the invocation asks the semaphore."""
+        key = (project_name, function_name)
+        lease = self._leases.get(key)
+        if lease is None:
+            lease = self._leases[key] = _FunctionLease(project_name, function_name, limit)
+        lease.limit = limit
+        self._ensure_renewer()
+        admission = self._take(lease)
+        if admission is not None:
+            return admission
+        now = self._clock()
+        if lease.contended and now - lease.synced_at < CONTENDED_FRESH_SECONDS:
+            return None
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        lease.waiting.append(waiter)
+        self._request_sync(lease)
+        try:
+            await waiter
+        finally:
+            if waiter in lease.waiting:
+                lease.waiting.remove(waiter)
+        return self._take(lease)
+
+    def _take(self, lease: _FunctionLease) -> Admission | None:
+        if lease.contended or lease.shrinking or lease.free(self._clock()) <= 0:
+            return None
+        admission = Admission((lease.project_name, lease.function_name))
+        lease.busy.add(admission)
+        return admission
+
+    def release(self, admission: Admission) -> None:
+        """The attempt's container is gone: its slot is free for the next one here, and the
+        semaphore hears of it (to learn whether others wait for it)."""
+        lease = self._leases.get(admission.key)
+        if lease is None or admission not in lease.busy:
+            return
+        lease.busy.discard(admission)
+        if not lease.busy:
+            lease.idle_since = self._clock()
+        self._request_sync(lease)
+
+    # ----- syncing with the semaphore -----------------------------------------------------
+
+    def _request_sync(self, lease: _FunctionLease) -> None:
+        if lease.sync is not None:
+            lease.again = True
+            return
+        lease.sync = asyncio.ensure_future(self._run_sync(lease))
+
+    def _request(self, lease: _FunctionLease) -> LeaseRequest:
+        now = self._clock()
+        busy = len(lease.busy)
+        if lease.contended or (not lease.busy and not lease.waiting and now - lease.idle_since >= IDLE_SECONDS):
+            # Give back what is not in use; admissions wait until the answer.
+            lease.shrinking = True
+            keep, want = busy, busy
+        else:
+            # Keep every granted slot (attempts may take them while this sync is in flight), and
+            # ask for one more per admission waiting.
+            keep = max(lease.granted, busy) if now - lease.synced_at <= USABLE_SECONDS else busy
+            want = min(lease.limit, max(keep, busy + len(lease.waiting)))
+        return LeaseRequest(
+            worker_id=self.worker_id, project_name=lease.project_name,
+            function_name=lease.function_name, limit=lease.limit, keep=keep, want=want,
+        )
+
+    async def _run_sync(self, lease: _FunctionLease) -> None:
+        try:
+            while True:
+                lease.again = False
+                waiting = list(lease.waiting)
+                sent_at = self._clock()
+                request = self._request(lease)
+                try:
+                    grant = await self._channel.sync(request)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("could not renew the quota lease of %s.%s: %s",
+                                lease.project_name, lease.function_name, exc)
+                    lease.shrinking = False
+                    self._answer(lease, waiting)  # they ask the semaphore themselves
+                    await asyncio.sleep(SYNC_RETRY_SECONDS)
+                    if lease.waiting or lease.busy or lease.granted:
+                        continue
+                    return
+                # Never trust fewer slots than are in use here: the semaphore kept `keep`.
+                lease.granted = max(grant.count, len(lease.busy))
+                lease.contended = grant.contended
+                lease.synced_at = sent_at
+                lease.shrinking = False
+                self._answer(lease, waiting)
+                giving_back = lease.contended and lease.granted > len(lease.busy)
+                if not (lease.again or lease.waiting or giving_back):
+                    return
+        finally:
+            lease.sync = None
+
+    @staticmethod
+    def _answer(lease: _FunctionLease, waiting: list[asyncio.Future[None]]) -> None:
+        for waiter in waiting:
+            if not waiter.done():
+                waiter.set_result(None)
+        lease.waiting = [w for w in lease.waiting if w not in waiting]
+
+    # ----- renewal ------------------------------------------------------------------------
+
+    def _ensure_renewer(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.ensure_future(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            for key, lease in list(self._leases.items()):
+                if lease.granted or lease.busy:
+                    self._request_sync(lease)
+                elif lease.sync is None and not lease.waiting:
+                    del self._leases[key]  # nothing held: forget it
+
+    async def close(self) -> None:
+        """Give every lease back (the worker is stopping; its attempts have ended)."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+        for lease in self._leases.values():
+            if lease.sync is not None:
+                lease.sync.cancel()
+        for lease in list(self._leases.values()):
+            if lease.granted and not lease.busy:
+                try:
+                    await asyncio.wait_for(
+                        self._channel.give_back(self.worker_id, lease.project_name, lease.function_name), timeout=5
+                    )
+                except Exception as exc:  # it lapses at the semaphore anyway
+                    log.warning("could not give back the quota lease of %s.%s: %s",
+                                lease.project_name, lease.function_name, exc)
+        self._leases.clear()
+
+
+class EngineLeaseChannel:
+    """Through the function's semaphore workflow, started if it does not exist yet."""
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+
+    async def sync(self, request: LeaseRequest) -> LeaseGrant:
+        semaphore: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            _names.QUOTA_WORKFLOW,
+            QuotaState(holders={}, waiters=[]),
+            id=_names.quota_workflow_id(request.project_name, request.function_name),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"concurrency quota of {request.project_name}.{request.function_name}",
+        )
+        # The answer needs a worker to run the semaphore's task: bounded, so a sync never
+        # hangs on a control plane without workers.
+        grant: LeaseGrant = await self._client.execute_update_with_start_workflow(
+            _names.QUOTA_LEASE_UPDATE, request, start_workflow_operation=semaphore, result_type=LeaseGrant,
+            rpc_timeout=SYNC_TIMEOUT,
+        )
+        return grant
+
+    async def give_back(self, worker_id: str, project_name: str, function_name: str) -> None:
+        handle = self._client.get_workflow_handle(_names.quota_workflow_id(project_name, function_name))
+        await handle.signal(_names.QUOTA_LEASE_RETURN_SIGNAL, worker_id)

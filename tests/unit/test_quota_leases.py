@@ -1,0 +1,155 @@
+"""A worker's quota leases against a scripted semaphore that keeps the same books as
+quota_workflow.py: leases and holders together never exceed the limit, a lease never grows while
+invocations wait, and never drops below what its worker says it keeps."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+
+from multinode._wire import LeaseGrant, LeaseRequest
+from temporal_workers import quota_leases
+from temporal_workers.quota_leases import QuotaLeases
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(20)]
+
+PROJECT, FUNCTION = "p", "f"
+
+
+@dataclass
+class Semaphore:
+    limit: int
+    holders: int = 0  # slots held by invocations that queued here
+    waiters: int = 0
+    leases: dict[str, int] = field(default_factory=dict)
+    syncs: list[LeaseRequest] = field(default_factory=list)
+    gate: asyncio.Event | None = None  # while set to a cleared event, syncs hang
+    failing: bool = False
+
+    def in_use(self) -> int:
+        return self.holders + sum(self.leases.values())
+
+    async def sync(self, request: LeaseRequest) -> LeaseGrant:
+        self.syncs.append(request)
+        if self.gate is not None:
+            await self.gate.wait()
+        await asyncio.sleep(0)
+        if self.failing:
+            raise ConnectionError("control plane unreachable")
+        self.leases.pop(request.worker_id, None)
+        free = max(0, request.limit - self.in_use())
+        count = request.keep if self.waiters else max(request.keep, min(request.want, free))
+        if count:
+            self.leases[request.worker_id] = count
+        assert self.in_use() <= self.limit or count == request.keep
+        return LeaseGrant(count=count, contended=self.waiters > 0)
+
+    async def give_back(self, worker_id: str, project_name: str, function_name: str) -> None:
+        self.leases.pop(worker_id, None)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_first_attempt_syncs_then_slots_are_reused_without_waiting() -> None:
+    semaphore = Semaphore(limit=5)
+    leases = QuotaLeases("w1", semaphore)
+    first = await leases.admit(PROJECT, FUNCTION, 5)
+    assert first is not None and semaphore.leases == {"w1": 1} and len(semaphore.syncs) == 1
+    leases.release(first)
+    # The semaphore hears of the release, but the next admission does not wait for it.
+    semaphore.gate = asyncio.Event()
+    second = await asyncio.wait_for(leases.admit(PROJECT, FUNCTION, 5), timeout=1)
+    assert second is not None
+    semaphore.gate.set()
+    await settle()
+    assert semaphore.leases == {"w1": 1}
+    await leases.close()
+
+
+async def test_a_burst_is_admitted_up_to_the_limit_in_two_syncs() -> None:
+    semaphore = Semaphore(limit=30)
+    leases = QuotaLeases("w1", semaphore)
+    admitted = await asyncio.gather(*(leases.admit(PROJECT, FUNCTION, 30) for _ in range(100)))
+    assert sum(a is not None for a in admitted) == 30
+    assert semaphore.leases == {"w1": 30}
+    assert len(semaphore.syncs) <= 3
+
+
+async def test_two_workers_never_hold_more_than_the_limit() -> None:
+    semaphore = Semaphore(limit=4)
+    one, two = QuotaLeases("w1", semaphore), QuotaLeases("w2", semaphore)
+    got_one = [a for a in await asyncio.gather(*(one.admit(PROJECT, FUNCTION, 4) for _ in range(3))) if a]
+    got_two = [a for a in await asyncio.gather(*(two.admit(PROJECT, FUNCTION, 4) for _ in range(3))) if a]
+    assert len(got_one) + len(got_two) == 4 and semaphore.in_use() == 4
+    for admission in got_one:
+        one.release(admission)
+    await settle()
+    # Released slots stay with their worker until it idles or others wait: still exact.
+    assert semaphore.in_use() <= 4
+    assert await two.admit(PROJECT, FUNCTION, 4) is None
+
+
+async def test_nothing_is_admitted_while_invocations_wait_at_the_semaphore() -> None:
+    semaphore = Semaphore(limit=3)
+    leases = QuotaLeases("w1", semaphore)
+    held = [await leases.admit(PROJECT, FUNCTION, 3) for _ in range(3)]
+    assert all(held) and semaphore.leases == {"w1": 3}
+    semaphore.waiters = 1  # someone queued at the semaphore (e.g. from another worker)
+    leases.release(held[0])  # type: ignore[arg-type]
+    await settle()
+    # The freed slot goes back to the semaphore, for the waiting invocation.
+    assert semaphore.leases == {"w1": 2}
+    assert await leases.admit(PROJECT, FUNCTION, 3) is None
+
+
+async def test_idle_slots_go_back() -> None:
+    clock = Clock()
+    semaphore = Semaphore(limit=3)
+    leases = QuotaLeases("w1", semaphore, clock=clock)
+    admission = await leases.admit(PROJECT, FUNCTION, 3)
+    assert admission is not None
+    leases.release(admission)
+    await settle()
+    assert semaphore.leases == {"w1": 1}
+    clock.now += quota_leases.IDLE_SECONDS + 1
+    leases._request_sync(leases._leases[(PROJECT, FUNCTION)])  # what the renewer does
+    await settle()
+    assert semaphore.leases == {}
+
+
+async def test_a_lease_that_cannot_be_renewed_stops_admitting() -> None:
+    clock = Clock()
+    semaphore = Semaphore(limit=3)
+    leases = QuotaLeases("w1", semaphore, clock=clock)
+    admission = await leases.admit(PROJECT, FUNCTION, 3)
+    assert admission is not None
+    leases.release(admission)
+    await settle()
+    semaphore.failing = True
+    clock.now += quota_leases.USABLE_SECONDS + 0.1
+    # The semaphore may have dropped this lease by now: nothing is admitted on it.
+    assert await leases.admit(PROJECT, FUNCTION, 3) is None
+
+
+async def test_close_gives_the_lease_back() -> None:
+    semaphore = Semaphore(limit=3)
+    leases = QuotaLeases("w1", semaphore)
+    admission = await leases.admit(PROJECT, FUNCTION, 3)
+    assert admission is not None
+    leases.release(admission)
+    await settle()
+    await leases.close()
+    assert semaphore.leases == {}
