@@ -78,7 +78,7 @@ class _FunctionLease:
     busy: set[Admission] = field(default_factory=set)
     contended: bool = False
     synced_at: float = -1e9  # monotonic time the latest answered sync was sent
-    idle_since: float = field(default_factory=time.monotonic)
+    idle_since: float = 0.0  # the worker's clock when its last attempt here ended (or the lease began)
     # Admissions waiting for the next sync's answer.
     waiting: list[asyncio.Future[None]] = field(default_factory=list)
     sync: asyncio.Task[None] | None = None
@@ -106,7 +106,8 @@ class QuotaLeases:
         key = (project_name, function_name)
         lease = self._leases.get(key)
         if lease is None:
-            lease = self._leases[key] = _FunctionLease(project_name, function_name, limit)
+            lease = self._leases[key] = _FunctionLease(project_name, function_name, limit,
+                                                       idle_since=self._clock())
         lease.limit = limit
         self._ensure_renewer()
         admission = self._take(lease)

@@ -115,14 +115,20 @@ async def test_nothing_is_admitted_while_invocations_wait_at_the_semaphore() -> 
     assert await leases.admit(PROJECT, FUNCTION, 3) is None
 
 
-async def test_idle_slots_go_back() -> None:
-    clock = Clock()
+async def one_slot_used_and_released(clock: Clock) -> tuple[Semaphore, QuotaLeases]:
+    """A worker whose lease holds one slot, idle since `clock.now`."""
     semaphore = Semaphore(limit=3)
     leases = QuotaLeases("w1", semaphore, clock=clock)
     admission = await leases.admit(PROJECT, FUNCTION, 3)
     assert admission is not None
     leases.release(admission)
     await settle()
+    return semaphore, leases
+
+
+async def test_idle_slots_go_back() -> None:
+    clock = Clock()
+    semaphore, leases = await one_slot_used_and_released(clock)
     assert semaphore.leases == {"w1": 1}
     clock.now += quota_leases.IDLE_SECONDS + 1
     leases._request_sync(leases._leases[(PROJECT, FUNCTION)])  # what the renewer does
@@ -132,12 +138,7 @@ async def test_idle_slots_go_back() -> None:
 
 async def test_a_lease_that_cannot_be_renewed_stops_admitting() -> None:
     clock = Clock()
-    semaphore = Semaphore(limit=3)
-    leases = QuotaLeases("w1", semaphore, clock=clock)
-    admission = await leases.admit(PROJECT, FUNCTION, 3)
-    assert admission is not None
-    leases.release(admission)
-    await settle()
+    semaphore, leases = await one_slot_used_and_released(clock)
     semaphore.failing = True
     clock.now += quota_leases.USABLE_SECONDS + 0.1
     # The semaphore may have dropped this lease by now: nothing is admitted on it.
