@@ -36,6 +36,9 @@ class _LoopThread:
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
+    def is_current(self) -> bool:
+        return threading.current_thread() is self._thread
+
     def stop(self) -> None:
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
@@ -48,6 +51,7 @@ class Client:
     def __init__(self, settings: ConnectionSettings | None = None) -> None:
         self._settings = settings
         self._engine: Engine | None = None
+        self._connecting: asyncio.Future[Engine] | None = None
         self._lock = threading.Lock()
         self._loop: _LoopThread | None = None
 
@@ -66,11 +70,22 @@ class Client:
 
     async def engine(self) -> Engine:
         if self._engine is None:
-            from multinode import _engine
-
-            client = await _engine.connect(self.settings)
-            self._engine = _engine.Engine(client, self.settings)
+            # One connection however many calls arrive before it is made (a burst of starts).
+            if self._connecting is None:
+                self._connecting = asyncio.ensure_future(self._connect())
+            try:
+                self._engine = await asyncio.shield(self._connecting)
+            except BaseException:
+                if self._connecting.done():
+                    self._connecting = None  # the next call tries again
+                raise
         return self._engine
+
+    async def _connect(self) -> Engine:
+        from multinode import _engine
+
+        client = await _engine.connect(self.settings)
+        return _engine.Engine(client, self.settings)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run a coroutine on the client's loop and wait for it."""
@@ -87,6 +102,12 @@ class Client:
     def close(self) -> None:
         loop, self._loop = self._loop, None
         if loop is not None:
+            if self._engine is not None and loop.loop.is_running() and not loop.is_current():
+                # Ends the engine's background watches before their loop stops under them.
+                try:
+                    loop.submit(self._engine.close()).result(timeout=1)
+                except Exception:  # closing is best effort; the process is going away
+                    pass
             loop.stop()
             # The Temporal client's native threads can race interpreter teardown (temporalio
             # sdk-python issue 300); a short pause lets them settle before finalization.

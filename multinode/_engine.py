@@ -38,6 +38,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from multinode import _names
 from multinode._ids import id_time_millis
 from multinode._invocation import InvocationStatus
+from multinode._page_window import FIRST_SPAN_SECONDS, VisibilityWindow, newest_page
+from multinode._project_cache import ProjectCache, ProjectSnapshot
 from multinode._settings import ConnectionSettings
 from multinode._views import InvocationRow, ProjectListing
 from multinode._wire import (
@@ -64,9 +66,10 @@ T = TypeVar("T")
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 LOCK_START_WAIT_SECONDS = 10.0
-# `.list` narrows its window to at most this many pages' worth before listing it.
-LIST_WINDOW_TARGET = 4
-LIST_FIRST_WINDOW_SECONDS = 10.0
+# One visibility call of `.list` reads at most this many invocations.
+LIST_LISTING_SIZE = 1000
+# The first page also shows invocations stamped by a client whose clock runs this far ahead.
+LIST_CLOCK_SKEW_SECONDS = 3600.0
 # The engine applies deletions asynchronously (about 30 s on the dev server); `.remove` returns
 # once they are done, so nothing reads the invocation afterwards.
 REMOVE_WAIT_SECONDS = 120.0
@@ -150,6 +153,11 @@ class Engine:
     def __init__(self, client: Client, settings: ConnectionSettings) -> None:
         self.client = client
         self.settings = settings
+        self._projects = ProjectCache(self._describe_project, self._follow_project)
+        self._list_spans: dict[str, float] = {}
+
+    async def close(self) -> None:
+        await self._projects.close()
 
     # ----- calls with translated errors -------------------------------------------------
 
@@ -162,6 +170,7 @@ class Engine:
     # ----- projects and versions ----------------------------------------------------------
 
     async def create_project(self, manifest: VersionManifest) -> None:
+        self._projects.forget(manifest.project_name)
         try:
             await self.client.start_workflow(
                 _names.PROJECT_WORKFLOW,
@@ -186,6 +195,7 @@ class Engine:
 
     async def add_version(self, manifest: VersionManifest) -> None:
         handle = self.client.get_workflow_handle(_names.project_workflow_id(manifest.project_name))
+        self._projects.forget(manifest.project_name)
         try:
             await handle.execute_update(_names.ADD_VERSION_UPDATE, manifest)
         except RPCError as exc:
@@ -196,11 +206,12 @@ class Engine:
             raise MultinodeError(f"upgrade failed: {exc.cause}") from None
 
     async def latest_version(self, project_name: str) -> VersionManifest:
-        """The version new invocations run; refused while the project is being undeployed."""
-        manifest, closing = await self.project_state(project_name)
-        if closing:
+        """The version new invocations run; refused while the project is being undeployed.
+        Read from the project cache, which follows the registry (no round trip per start)."""
+        snapshot = await self._projects.snapshot(project_name)
+        if snapshot.closing:
             raise _closing(project_name)
-        return manifest
+        return snapshot.latest
 
     async def version(self, project_name: str, version_id: str) -> VersionManifest:
         """A version to start invocations of: refused while the project is being undeployed."""
@@ -438,36 +449,45 @@ class Engine:
 
     async def list_page(self, query: str, before_id: str | None, limit: int) -> tuple[list[str], bool]:
         """The `limit` newest invocation ids below `before_id`, and whether older ones exist.
-
         Ids sort by creation time and never change, so pages stay exact while invocations
-        finish. Visibility has no ORDER BY: cheap counts narrow a window of the creation-time
-        search attribute (the id's own timestamp) down to a few pages' worth, which is listed
-        and sorted here.
-        """
-        upper = id_time_millis(before_id) / 1000 + 0.001 if before_id else time.time() + 3600
+        finish (multinode._page_window)."""
+        upper = id_time_millis(before_id) / 1000 + 0.001 if before_id else time.time() + LIST_CLOCK_SKEW_SECONDS
         scope = f"{query} AND {_names.SA_CREATED} < {_rfc3339(upper)}"
 
-        async def newer_than(span: float) -> int:
-            return await self.count(f"{scope} AND {_names.SA_CREATED} >= {_rfc3339(upper - span)}")
+        def since(lower: float) -> str:
+            return f"{scope} AND {_names.SA_CREATED} >= {_rfc3339(lower)}"
 
-        total = await self.count(scope)
-        span = LIST_FIRST_WINDOW_SECONDS
-        found = await newer_than(span) if total > limit else total
-        while found <= limit < total:
-            span *= 8
-            found = await newer_than(span)
-        narrow, wide = span / 8, span
-        while found > LIST_WINDOW_TARGET * limit and wide - narrow > 0.001:
-            middle = (narrow + wide) / 2
-            in_middle = await newer_than(middle)
-            if in_middle > limit:
-                wide, found = middle, in_middle
-            else:
-                narrow = middle
-        window = scope if found >= total else f"{scope} AND {_names.SA_CREATED} >= {_rfc3339(upper - wide)}"
-        ids = {i async for i in self.list_invocation_ids(window) if before_id is None or i < before_id}
-        ordered = sorted(ids, reverse=True)
-        return ordered[:limit], len(ordered) > limit or total > found
+        async def paged(lower: float) -> list[str]:
+            return [i async for i in self.list_invocation_ids(since(lower))]
+
+        reads = VisibilityWindow(
+            listing=lambda lower: self._one_listing(since(lower)),
+            paged_listing=paged,
+            count_since=lambda lower: self.count(since(lower)),
+            count_before=lambda lower: self.count(f"{query} AND {_names.SA_CREATED} < {_rfc3339(lower)}"),
+        )
+        # Windows reach back from now, not from the first page's upper end, which sits in the
+        # future to keep invocations stamped by a client whose clock runs ahead.
+        anchor = min(upper, time.time())
+        ids, more, span = await newest_page(
+            reads, anchor, self._list_spans.get(query, FIRST_SPAN_SECONDS), before_id, limit
+        )
+        self._list_spans[query] = span
+        return ids, more
+
+    async def _one_listing(self, query: str) -> list[str] | None:
+        """Every invocation id matching `query` from one visibility call (one consistent
+        snapshot), or None when there are more than one call returns."""
+        request = temporalio.api.workflowservice.v1.ListWorkflowExecutionsRequest(
+            namespace=self.client.namespace, query=query, page_size=LIST_LISTING_SIZE,
+        )
+        response = await self._call(
+            "listing invocations",
+            lambda: self.client.workflow_service.list_workflow_executions(request, retry=True),
+        )
+        if response.next_page_token:
+            return None
+        return [e.execution.workflow_id.removeprefix(_names.ARCHIVE_WORKFLOW_ID_PREFIX) for e in response.executions]
 
     async def _ids(self, query: str) -> list[str]:
         return [i async for i in self.list_invocation_ids(query)]
@@ -491,6 +511,7 @@ class Engine:
         """`finish=False` marks the project closing (no new version, starts refused);
         `finish=True` ends its workflow, which deletes it."""
         handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
+        self._projects.forget(project_name)
         try:
             await handle.execute_update(_names.UNDEPLOY_UPDATE, finish)
         except RPCError as exc:
@@ -502,7 +523,11 @@ class Engine:
 
     async def project_state(self, project_name: str) -> tuple[VersionManifest, bool]:
         """The latest version and whether the project is being undeployed (closing), also while
-        it closes; raises for a missing project."""
+        it closes; raises for a missing project. Always asks the engine."""
+        snapshot = await self._describe_project(project_name)
+        return snapshot.latest, snapshot.closing
+
+    async def _describe_project(self, project_name: str) -> ProjectSnapshot:
         handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
         try:
             description = await handle.describe()
@@ -516,7 +541,30 @@ class Engine:
             _names.MEMO_LATEST, type_hint=VersionManifest
         )
         closing = await description.memo_value(_names.MEMO_CLOSING, default=False)
-        return latest, bool(closing)
+        return ProjectSnapshot(
+            latest=latest,
+            closing=bool(closing),
+            run_id=description.run_id or "",
+            history_length=description.raw_description.workflow_execution_info.history_length,
+        )
+
+    async def _follow_project(self, project_name: str, run_id: str) -> AsyncIterator[int]:
+        """Event ids of the registry run, long-polling for new ones. No retries: on any error
+        the watch ends, and lookups describe the project until a new watch starts."""
+        request = temporalio.api.workflowservice.v1.GetWorkflowExecutionHistoryRequest(
+            namespace=self.client.namespace,
+            execution=temporalio.api.common.v1.WorkflowExecution(
+                workflow_id=_names.project_workflow_id(project_name), run_id=run_id
+            ),
+            wait_new_event=True,
+        )
+        while True:
+            response = await self.client.workflow_service.get_workflow_execution_history(request, retry=False)
+            for event in response.history.events:
+                yield event.event_id
+            if not response.next_page_token:
+                return  # the run has closed
+            request.next_page_token = response.next_page_token
 
     async def project_versions(self, project_name: str) -> list[VersionManifest]:
         """Every version, oldest first (a query: needs a worker)."""
@@ -532,7 +580,11 @@ class Engine:
         self, project_name: str, version_id: str, for_start: bool = False
     ) -> VersionManifest:
         """One version; the latest without a worker, older ones by query."""
-        latest, closing = await self.project_state(project_name)
+        if for_start:
+            snapshot = await self._projects.snapshot(project_name)
+            latest, closing = snapshot.latest, snapshot.closing
+        else:
+            latest, closing = await self.project_state(project_name)
         if for_start and closing:
             raise _closing(project_name)
         if latest.version_id == version_id:

@@ -45,7 +45,7 @@ def fake_worker(control_plane: ControlPlane):  # type: ignore[no-untyped-def]
     from temporal_workers.settings import load_worker_settings
     from temporal_workers.worker import build_worker
 
-    stops: list[tuple[threading.Event, threading.Thread]] = []
+    stops: list[tuple[threading.Event, threading.Thread, Client]] = []
 
     def start(backend: FakeBackend) -> Client:
         queue = f"fake-{uuid.uuid4().hex[:8]}"
@@ -56,21 +56,29 @@ def fake_worker(control_plane: ControlPlane):  # type: ignore[no-untyped-def]
 
         async def run() -> None:
             from multinode._engine import connect
+            from temporal_workers.quota_leases import EngineLeaseChannel, QuotaLeases
+            from temporal_workers.worker import new_worker_id
 
-            worker = build_worker(await connect(connection), settings, backend)
-            async with worker:
-                ready.set()
-                while not stop.is_set():
-                    await asyncio.sleep(0.05)
+            engine_client = await connect(connection)
+            leases = QuotaLeases(new_worker_id(), EngineLeaseChannel(engine_client, queue))
+            try:
+                async with build_worker(engine_client, settings, backend, leases):
+                    ready.set()
+                    while not stop.is_set():
+                        await asyncio.sleep(0.05)
+            finally:
+                await leases.close()
 
         thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True)
         thread.start()
         assert ready.wait(30)
-        stops.append((stop, thread))
-        return Client(connection)
+        client = Client(connection)
+        stops.append((stop, thread, client))
+        return client
 
     yield start
-    for stop, thread in stops:
+    for stop, thread, client in stops:
+        client.close()
         stop.set()
         thread.join(timeout=30)
 
@@ -122,6 +130,37 @@ def test_state_query_matches_get(fake_worker, deploy_tasks) -> None:  # type: ig
     assert client.run(query()) == f.get(invocation_id).status.value == "PENDING"
     release.set()
     assert f.await_result(invocation_id) == 5
+
+
+def test_starts_follow_upgrades_and_undeploys_made_elsewhere(fake_worker, project_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`.start` reads the project from a cache that follows the registry: another process's
+    upgrade is picked up, and its undeploy refuses starts, without this client asking."""
+    from multinode import _admin
+    from tests.conftest import client_for_queue, write_tasks
+
+    client = fake_worker(FakeBackend())
+    other = client_for_queue(client.settings.task_queue)  # another process's client
+    folder = write_tasks(tmp_path / "tasks", TASKS)
+    first = _admin.upgrade(folder, project_name, create=True, client=other)
+    f = mn.Function("f", project_name=project_name, client=client)
+    assert f.get(f.start(1)).version_id == first.version_id
+    assert f.get(f.start(2)).version_id == first.version_id  # now from the cache
+    second = _admin.upgrade(folder, project_name, client=other)
+    wait_until(lambda: f.get(f.start(3)).version_id == second.version_id, timeout=10,
+               message="a start to run the upgraded version")
+    assert f.get(f.start(4)).version_id == second.version_id
+    _admin.undeploy(project_name, client=other)
+
+    def refused() -> bool:
+        try:
+            f.start(5)
+        except errors.ProjectDoesNotExistError:
+            return True
+        return False
+
+    wait_until(refused, timeout=10, message="starts to be refused after the undeploy")
+    with pytest.raises(errors.ProjectDoesNotExistError):
+        f.start(6)
 
 
 def test_list_pages_each_invocation_exactly_once(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]

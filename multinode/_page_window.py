@@ -1,0 +1,68 @@
+"""How `.list` finds one page of the newest invocation ids when visibility cannot sort.
+
+The engine's visibility store has no ORDER BY, but invocation ids sort by creation time and
+every invocation carries its creation time as a search attribute. A page is therefore read as
+a creation-time window reaching back from its upper end: the window is listed whole (one
+consistent call when it fits), sorted here, and cut to the page, while a count of what is older
+than the window, sent at the same time, says whether another page follows. The window's span
+adapts: too few ids and it widens, too many for one listing and it narrows by the window's
+count, and the span that worked is the next page's first guess. A page is usually one round
+trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+FIRST_SPAN_SECONDS = 60.0
+WIDEN_STEP = 16.0
+# A remembered span holds at most this many pages' worth of ids.
+TARGET_PAGES = 4
+# Ids are rarely spread evenly; after this many narrowings the window is read in pages.
+MAX_NARROWINGS = 3
+
+
+@dataclass(frozen=True)
+class VisibilityWindow:
+    """Reads of one scope (a query and the page's upper end), by the window's lower end in
+    epoch seconds (0 means everything)."""
+
+    # Every id at or after `lower`, or None when one listing call cannot hold them.
+    listing: Callable[[float], Awaitable[list[str] | None]]
+    # Every id at or after `lower`, paged: exact, and slower.
+    paged_listing: Callable[[float], Awaitable[list[str]]]
+    count_since: Callable[[float], Awaitable[int]]
+    count_before: Callable[[float], Awaitable[int]]
+
+
+async def _nothing() -> int:
+    return 0
+
+
+async def newest_page(
+    reads: VisibilityWindow, anchor: float, span: float, before_id: str | None, limit: int
+) -> tuple[list[str], bool, float]:
+    """The `limit` newest ids (below `before_id`), whether older ones exist, and the span to
+    try first next time. Windows reach back from `anchor` (now, or the page's upper end)."""
+    step, narrowings = WIDEN_STEP, 0
+    while True:
+        lower = max(0.0, anchor - span)
+        listed, older = await asyncio.gather(
+            reads.listing(lower), reads.count_before(lower) if lower > 0 else _nothing()
+        )
+        if listed is None:
+            if narrowings < MAX_NARROWINGS:
+                # Shrink to the target by the window's count; from there, widen only gently.
+                span *= TARGET_PAGES * limit / max(1, await reads.count_since(lower))
+                step, narrowings = 2.0, narrowings + 1
+                continue
+            listed = await reads.paged_listing(lower)
+        ids = sorted({i for i in listed if before_id is None or i < before_id}, reverse=True)
+        if len(ids) > limit or older == 0:
+            break
+        span *= step
+    if len(ids) > TARGET_PAGES * limit:
+        span *= TARGET_PAGES * limit / len(ids)
+    return ids[:limit], len(ids) > limit or older > 0, span
