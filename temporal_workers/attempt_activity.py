@@ -21,7 +21,13 @@ from temporal_workers.quota_leases import Admission, QuotaLeases
 
 log = logging.getLogger("multinode.worker")
 
-ADMISSION_HEARTBEAT_SECONDS = 0.5
+# While an attempt waits for a slot: often enough for the engine's heartbeat timeout and for a
+# cancel to arrive (cancels reach activities with heartbeat answers), rarely enough that a
+# queue of waiting attempts does not load the control plane.
+ADMISSION_HEARTBEAT_SECONDS = 1.0
+# The longest an attempt queues in its worker for a slot of the worker's lease; after that it
+# queues at the function's semaphore instead (keeping its place: both order by invocation id).
+QUEUE_WAIT_SECONDS = 30.0
 # Pauses before each try of a release.
 RELEASE_DELAYS_SECONDS = (0.0, 0.2, 1.0, 5.0)
 
@@ -87,11 +93,16 @@ class AttemptActivities:
         return dataclasses.replace(outcome, quota_released=True)
 
     async def _admit(self, request: AttemptRequest, session: _ActivitySession) -> Admission | None:
-        """A slot from this worker's lease. Heartbeats while the lease syncs: an attempt that
-        went quiet would be timed out and run again elsewhere while this one still starts."""
+        """A slot from this worker's lease, perhaps after queueing for it here. Heartbeats
+        while it waits: an attempt that went quiet would be timed out and run again elsewhere
+        while this one still starts."""
         invocation = request.invocation
+        # Well inside the attempt's own deadline, which counts from this activity's start.
+        budget = activity.info().start_to_close_timeout
+        max_wait = min(QUEUE_WAIT_SECONDS, budget.total_seconds() / 2) if budget else QUEUE_WAIT_SECONDS
         admitting = asyncio.ensure_future(self._leases.admit(
-            invocation.project_name, invocation.function_name, invocation.options.max_concurrency
+            invocation.project_name, invocation.function_name, invocation.options.max_concurrency,
+            invocation.invocation_id, max_wait,
         ))
         try:
             while not admitting.done():

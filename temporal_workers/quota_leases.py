@@ -13,6 +13,14 @@ and gives back every slot it does not use, so waiting invocations get slots in s
 Liveness: leases are renewed every few seconds; the semaphore drops one whose worker stopped
 renewing, and the worker stops using a lease well before that could happen.
 
+Queueing here: when this worker's lease holds the function's whole quota, every other attempt
+anywhere must wait for one of its slots anyway. Instead of answering "no slot" (the invocation
+would then queue at the semaphore: a signal, a grant and two more workflow tasks each), an
+attempt waits here, in invocation-id order, and takes the next slot that frees up. A freed slot
+goes to the local queue only after a sync confirms that nobody waits at the semaphore; once
+somebody does, the whole local queue moves there (the semaphore orders waiters by invocation
+id too, so start order holds across workers). Waits are bounded in time and in number.
+
 Every sync with the semaphore is one update (synchronous answer) per function at a time, so a
 burst of attempts costs one round trip, not one each.
 """
@@ -20,6 +28,7 @@ burst of attempts costs one round trip, not one each.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
 from collections.abc import Callable
@@ -58,6 +67,8 @@ USABLE_SECONDS = quota_workflow.LEASE_TTL_SECONDS - 5.0
 CONTENDED_FRESH_SECONDS = 1.0
 SYNC_RETRY_SECONDS = 1.0
 SYNC_TIMEOUT = timedelta(seconds=10)
+# Attempts queued here at once, across functions: each holds one of the worker's activity slots.
+MAX_QUEUED = 100
 
 
 class Admission:
@@ -67,6 +78,14 @@ class Admission:
 
     def __init__(self, key: tuple[str, str]) -> None:
         self.key = key
+
+
+@dataclass(eq=False)
+class _Queued:
+    """An attempt waiting here for the next slot this worker's lease frees."""
+
+    invocation_id: str
+    answer: asyncio.Future[Admission | None]
 
 
 @dataclass
@@ -81,6 +100,8 @@ class _FunctionLease:
     idle_since: float = 0.0  # the worker's clock when its last attempt here ended (or the lease began)
     # Admissions waiting for the next sync's answer.
     waiting: list[asyncio.Future[None]] = field(default_factory=list)
+    # Attempts waiting for a slot to free up here, oldest invocation first.
+    queue: list[_Queued] = field(default_factory=list)
     sync: asyncio.Task[None] | None = None
     again: bool = False  # something changed during the sync in flight: sync once more
     shrinking: bool = False  # a sync in flight may lower the lease below what is granted
@@ -92,17 +113,28 @@ class _FunctionLease:
 
 
 class QuotaLeases:
-    def __init__(self, worker_id: str, channel: LeaseChannel, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        worker_id: str,
+        channel: LeaseChannel,
+        clock: Callable[[], float] = time.monotonic,
+        max_queued: int = MAX_QUEUED,
+    ) -> None:
         self.worker_id = worker_id
         self._channel = channel
         self._clock = clock
+        self._max_queued = max_queued
+        self._queued = 0
         self._leases: dict[tuple[str, str], _FunctionLease] = {}
         self._renewer: asyncio.Task[None] | None = None
 
     # ----- admission ----------------------------------------------------------------------
 
-    async def admit(self, project_name: str, function_name: str, limit: int) -> Admission | None:
-        """A slot for one attempt, or None: then the invocation asks the semaphore."""
+    async def admit(
+        self, project_name: str, function_name: str, limit: int, invocation_id: str = "", max_wait: float = 0.0
+    ) -> Admission | None:
+        """A slot for one attempt, or None: then the invocation asks the semaphore. With
+        `max_wait`, an attempt may queue here that long for a slot this worker frees."""
         key = (project_name, function_name)
         lease = self._leases.get(key)
         if lease is None:
@@ -116,18 +148,56 @@ class QuotaLeases:
         now = self._clock()
         if lease.contended and now - lease.synced_at < CONTENDED_FRESH_SECONDS:
             return None
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        lease.waiting.append(waiter)
-        self._request_sync(lease)
+        if not lease.queue:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            lease.waiting.append(waiter)
+            self._request_sync(lease)
+            try:
+                await waiter
+            finally:
+                if waiter in lease.waiting:
+                    lease.waiting.remove(waiter)
+            admission = self._take(lease)
+            if admission is not None:
+                return admission
+        if max_wait <= 0 or not self._may_queue(lease):
+            return None
+        return await self._wait_in_queue(lease, invocation_id, max_wait)
+
+    def _may_queue(self, lease: _FunctionLease) -> bool:
+        """Only while this worker holds the whole quota and nobody waits at the semaphore: then
+        no attempt anywhere can get a slot sooner than from this lease."""
+        return (
+            not lease.contended
+            and not lease.shrinking
+            and lease.granted >= lease.limit
+            and self._clock() - lease.synced_at <= USABLE_SECONDS
+            and self._queued < self._max_queued
+        )
+
+    async def _wait_in_queue(self, lease: _FunctionLease, invocation_id: str, max_wait: float) -> Admission | None:
+        queued = _Queued(invocation_id, asyncio.get_running_loop().create_future())
+        keys = [q.invocation_id for q in lease.queue]
+        lease.queue.insert(bisect.bisect(keys, invocation_id), queued)
+        self._queued += 1
         try:
-            await waiter
+            return await asyncio.wait_for(asyncio.shield(queued.answer), timeout=max_wait)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if not queued.answer.done():
+                queued.answer.cancel()
+            elif not queued.answer.cancelled() and (late := queued.answer.result()) is not None:
+                self.release(late)  # handed a slot just as it gave up: pass it on
+            if isinstance(exc, TimeoutError):
+                return None
+            raise
         finally:
-            if waiter in lease.waiting:
-                lease.waiting.remove(waiter)
-        return self._take(lease)
+            self._queued -= 1
+            if queued in lease.queue:
+                lease.queue.remove(queued)
 
     def _take(self, lease: _FunctionLease) -> Admission | None:
-        if lease.contended or lease.shrinking or lease.free(self._clock()) <= 0:
+        # Queued attempts come first: a newcomer never takes a slot they wait for.
+        if lease.contended or lease.shrinking or lease.queue or lease.free(self._clock()) <= 0:
             return None
         admission = Admission((lease.project_name, lease.function_name))
         lease.busy.add(admission)
@@ -155,7 +225,8 @@ class QuotaLeases:
     def _request(self, lease: _FunctionLease) -> LeaseRequest:
         now = self._clock()
         busy = len(lease.busy)
-        if lease.contended or (not lease.busy and not lease.waiting and now - lease.idle_since >= IDLE_SECONDS):
+        idle = not (lease.busy or lease.waiting or lease.queue) and now - lease.idle_since >= IDLE_SECONDS
+        if lease.contended or idle:
             # Give back what is not in use; admissions wait until the answer.
             lease.shrinking = True
             keep, want = busy, busy
@@ -185,6 +256,7 @@ class QuotaLeases:
                                 lease.project_name, lease.function_name, exc)
                     lease.shrinking = False
                     self._answer(lease, waiting)  # they ask the semaphore themselves
+                    self._send_queue_to_semaphore(lease)
                     await asyncio.sleep(SYNC_RETRY_SECONDS)
                     if lease.waiting or lease.busy or lease.granted:
                         continue
@@ -195,11 +267,32 @@ class QuotaLeases:
                 lease.synced_at = sent_at
                 lease.shrinking = False
                 self._answer(lease, waiting)
+                self._serve_queue(lease)
                 giving_back = lease.contended and lease.granted > len(lease.busy)
                 if not (lease.again or lease.waiting or giving_back):
                     return
         finally:
             lease.sync = None
+
+    def _serve_queue(self, lease: _FunctionLease) -> None:
+        """After an answer: free slots go to queued attempts, oldest first, unless somebody
+        waits at the semaphore; then the whole queue goes there (see the module's docstring)."""
+        if lease.contended:
+            self._send_queue_to_semaphore(lease)
+            return
+        while lease.queue and lease.free(self._clock()) > 0:
+            queued = lease.queue.pop(0)
+            if not queued.answer.done():
+                admission = Admission((lease.project_name, lease.function_name))
+                lease.busy.add(admission)
+                queued.answer.set_result(admission)
+
+    @staticmethod
+    def _send_queue_to_semaphore(lease: _FunctionLease) -> None:
+        queued, lease.queue = lease.queue, []
+        for entry in queued:
+            if not entry.answer.done():
+                entry.answer.set_result(None)
 
     @staticmethod
     def _answer(lease: _FunctionLease, waiting: list[asyncio.Future[None]]) -> None:
@@ -228,6 +321,7 @@ class QuotaLeases:
         if self._renewer is not None:
             self._renewer.cancel()
         for lease in self._leases.values():
+            self._send_queue_to_semaphore(lease)
             if lease.sync is not None:
                 lease.sync.cancel()
         for lease in list(self._leases.values()):

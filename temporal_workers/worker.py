@@ -56,6 +56,16 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def new_leases(client: Client, settings: WorkerSettings) -> QuotaLeases:
+    """This worker's quota leases. Half its activity slots at most go to attempts queued for a
+    slot, so queued ones never crowd out the attempts that could run."""
+    return QuotaLeases(
+        new_worker_id(),
+        EngineLeaseChannel(client, settings.connection.task_queue),
+        max_queued=max(1, settings.max_concurrent_attempts // 2),
+    )
+
+
 def build_worker(
     client: Client, settings: WorkerSettings, backend: ContainerBackend, leases: QuotaLeases | None = None
 ) -> Worker:
@@ -63,7 +73,7 @@ def build_worker(
     quota_workflow.REAP_INTERVAL_SECONDS = settings.quota_reap_seconds
     archiver_workflow.INTERVAL_SECONDS = settings.archive_interval_seconds
     if leases is None:
-        leases = QuotaLeases(new_worker_id(), EngineLeaseChannel(client, settings.connection.task_queue))
+        leases = new_leases(client, settings)
     attempts = AttemptActivities(client, backend, leases)
     coordination = CoordinationActivities(
         client, settings.connection.task_queue, settings.archive_lag_seconds
@@ -110,7 +120,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None
     except Exception as exc:  # e.g. no operator permission on a hosted namespace
         log.warning("could not check the search attributes (%s); register them as the README says", exc)
     backend = make_backend(settings)
-    leases = QuotaLeases(new_worker_id(), EngineLeaseChannel(client, settings.connection.task_queue))
+    leases = new_leases(client, settings)
     worker = build_worker(client, settings, backend, leases)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

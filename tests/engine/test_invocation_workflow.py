@@ -56,11 +56,10 @@ def fake_worker(control_plane: ControlPlane):  # type: ignore[no-untyped-def]
 
         async def run() -> None:
             from multinode._engine import connect
-            from temporal_workers.quota_leases import EngineLeaseChannel, QuotaLeases
-            from temporal_workers.worker import new_worker_id
+            from temporal_workers.worker import new_leases
 
             engine_client = await connect(connection)
-            leases = QuotaLeases(new_worker_id(), EngineLeaseChannel(engine_client, queue))
+            leases = new_leases(engine_client, settings)
             try:
                 async with build_worker(engine_client, settings, backend, leases):
                     ready.set()

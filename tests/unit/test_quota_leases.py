@@ -11,7 +11,7 @@ import pytest
 
 from multinode._wire import LeaseGrant, LeaseRequest
 from temporal_workers import quota_leases
-from temporal_workers.quota_leases import QuotaLeases
+from temporal_workers.quota_leases import Admission, QuotaLeases
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(20)]
 
@@ -154,3 +154,88 @@ async def test_close_gives_the_lease_back() -> None:
     await settle()
     await leases.close()
     assert semaphore.leases == {}
+
+
+async def full_lease(limit: int, max_queued: int = 100) -> tuple[Semaphore, QuotaLeases, list[Admission]]:
+    """One worker whose lease holds the function's whole quota, every slot busy."""
+    semaphore = Semaphore(limit=limit)
+    leases = QuotaLeases("w1", semaphore, max_queued=max_queued)
+    held = [await leases.admit(PROJECT, FUNCTION, limit) for _ in range(limit)]
+    assert all(held) and semaphore.leases == {"w1": limit}
+    return semaphore, leases, [a for a in held if a is not None]
+
+
+def queue_up(leases: QuotaLeases, *invocation_ids: str, max_wait: float = 10) -> dict[str, asyncio.Task[Admission | None]]:
+    return {
+        invocation_id: asyncio.ensure_future(leases.admit(PROJECT, FUNCTION, 2, invocation_id, max_wait))
+        for invocation_id in invocation_ids
+    }
+
+
+async def test_a_full_lease_queues_attempts_and_frees_slots_to_them_oldest_first() -> None:
+    semaphore, leases, held = await full_lease(2)
+    queued = queue_up(leases, "inv-3", "inv-1", "inv-2")
+    await settle()
+    assert not any(task.done() for task in queued.values())
+    syncs = len(semaphore.syncs)
+    leases.release(held[0])
+    await settle()
+    assert [i for i, task in queued.items() if task.done()] == ["inv-1"]
+    assert queued["inv-1"].result() is not None
+    # The hand-off waited for one sync that said nobody waits at the semaphore.
+    assert len(semaphore.syncs) == syncs + 1
+    leases.release(held[1])
+    await settle()
+    assert [i for i, task in queued.items() if task.done()] == ["inv-1", "inv-2"]
+    # Never more than the lease: the quota is still exact.
+    assert semaphore.leases == {"w1": 2} and len(leases._leases[(PROJECT, FUNCTION)].busy) == 2
+    queued["inv-3"].cancel()
+    await settle()
+    await leases.close()
+
+
+async def test_queued_attempts_go_to_the_semaphore_once_others_wait_there() -> None:
+    semaphore, leases, held = await full_lease(2)
+    queued = queue_up(leases, "inv-1", "inv-2")
+    await settle()
+    semaphore.waiters = 1  # an attempt on another worker found no slot
+    leases.release(held[0])
+    await settle()
+    assert [task.result() for task in queued.values()] == [None, None]
+    # The freed slot went back to the semaphore, whose queue now orders everyone.
+    assert semaphore.leases == {"w1": 1}
+    await leases.close()
+
+
+async def test_a_lease_without_the_whole_quota_does_not_queue() -> None:
+    semaphore = Semaphore(limit=2)
+    one, two = QuotaLeases("w1", semaphore), QuotaLeases("w2", semaphore)
+    assert await one.admit(PROJECT, FUNCTION, 2) and await two.admit(PROJECT, FUNCTION, 2)
+    # Slots may free up on the other worker first: waiting here could break start order.
+    assert await asyncio.wait_for(one.admit(PROJECT, FUNCTION, 2, "inv-1", max_wait=10), timeout=1) is None
+
+
+async def test_queueing_is_bounded_in_time_and_number() -> None:
+    _, leases, held = await full_lease(2, max_queued=1)
+    waiting = queue_up(leases, "inv-1", max_wait=0.2)
+    await settle()
+    assert await asyncio.wait_for(leases.admit(PROJECT, FUNCTION, 2, "inv-2", max_wait=10), timeout=1) is None
+    assert await asyncio.wait_for(waiting["inv-1"], timeout=2) is None
+    leases.release(held[0])
+    await settle()
+    # With nobody queued, the freed slot is there for the next attempt.
+    assert await leases.admit(PROJECT, FUNCTION, 2) is not None
+    await leases.close()
+
+
+async def test_a_cancelled_queued_attempt_loses_no_slot() -> None:
+    semaphore, leases, held = await full_lease(2)
+    queued = queue_up(leases, "inv-1", "inv-2")
+    await settle()
+    queued["inv-1"].cancel()
+    leases.release(held[0])
+    await settle()
+    assert queued["inv-2"].done() and queued["inv-2"].result() is not None
+    lease = leases._leases[(PROJECT, FUNCTION)]
+    assert len(lease.busy) == 2 and not lease.queue and semaphore.leases == {"w1": 2}
+    await leases.close()
