@@ -7,6 +7,7 @@ callers. Foreign exceptions (temporalio, grpc) are translated into `multinode.er
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -68,6 +69,8 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 LOCK_START_WAIT_SECONDS = 10.0
 # One visibility call of `.list` reads at most this many invocations.
 LIST_LISTING_SIZE = 1000
+# Invocations created this long inside the retention period are surely not deleted yet.
+LIST_RETENTION_MARGIN_SECONDS = 3600.0
 # The first page also shows invocations stamped by a client whose clock runs this far ahead.
 LIST_CLOCK_SKEW_SECONDS = 3600.0
 # The engine applies deletions asynchronously (about 30 s on the dev server); `.remove` returns
@@ -155,6 +158,8 @@ class Engine:
         self.settings = settings
         self._projects = ProjectCache(self._describe_project, self._follow_project)
         self._list_spans: dict[str, float] = {}
+        self._list_first_page_ends: dict[str, float] = {}
+        self._retention: float | None = None
 
     async def close(self) -> None:
         await self._projects.close()
@@ -447,15 +452,23 @@ class Engine:
         result = await self._call("counting invocations", lambda: self.client.count_workflows(query))
         return int(result.count)
 
-    async def list_page(self, query: str, before_id: str | None, limit: int) -> tuple[list[str], bool]:
+    async def list_page(
+        self, query: str, before_id: str | None, limit: int, unarchived_query: str | None = None
+    ) -> tuple[list[str], bool]:
         """The `limit` newest invocation ids below `before_id`, and whether older ones exist.
         Ids sort by creation time and never change, so pages stay exact while invocations
-        finish (multinode._page_window)."""
+        finish (multinode._page_window).
+
+        `unarchived_query` is `query` without the archive records: a window of invocations
+        created within the namespace's retention reads only that, since their workflows still
+        exist and their archive copies would be listed twice."""
         upper = id_time_millis(before_id) / 1000 + 0.001 if before_id else time.time() + LIST_CLOCK_SKEW_SECONDS
-        scope = f"{query} AND {_names.SA_CREATED} < {_rfc3339(upper)}"
+        retention = await self._retention_seconds() if unarchived_query else 0.0
+        all_kept_since = time.time() - retention + LIST_RETENTION_MARGIN_SECONDS if retention else math.inf
 
         def since(lower: float) -> str:
-            return f"{scope} AND {_names.SA_CREATED} >= {_rfc3339(lower)}"
+            base = unarchived_query if unarchived_query and lower >= all_kept_since else query
+            return f"{base} AND {_names.SA_CREATED} < {_rfc3339(upper)} AND {_names.SA_CREATED} >= {_rfc3339(lower)}"
 
         async def paged(lower: float) -> list[str]:
             return [i async for i in self.list_invocation_ids(since(lower))]
@@ -469,11 +482,26 @@ class Engine:
         # Windows reach back from now, not from the first page's upper end, which sits in the
         # future to keep invocations stamped by a client whose clock runs ahead.
         anchor = min(upper, time.time())
-        ids, more, span = await newest_page(
-            reads, anchor, self._list_spans.get(query, FIRST_SPAN_SECONDS), before_id, limit
+        # The first page's window also reaches back to the id that followed it last time.
+        reach_back_to = self._list_first_page_ends.get(query) if before_id is None else None
+        ids, next_id, span = await newest_page(
+            reads, anchor, self._list_spans.get(query, FIRST_SPAN_SECONDS), before_id, limit, reach_back_to
         )
         self._list_spans[query] = span
-        return ids, more
+        if before_id is None and next_id is not None:
+            self._list_first_page_ends[query] = id_time_millis(next_id) / 1000
+        return ids, next_id is not None
+
+    async def _retention_seconds(self) -> float:
+        """The namespace's retention (0 when unknown), read once."""
+        if self._retention is None:
+            request = temporalio.api.workflowservice.v1.DescribeNamespaceRequest(namespace=self.client.namespace)
+            try:
+                response = await self.client.workflow_service.describe_namespace(request)
+                self._retention = response.config.workflow_execution_retention_ttl.ToTimedelta().total_seconds()
+            except RPCError:
+                return 0.0
+        return self._retention
 
     async def _one_listing(self, query: str) -> list[str] | None:
         """Every invocation id matching `query` from one visibility call (one consistent
@@ -654,11 +682,14 @@ def _rfc3339(epoch_seconds: float) -> str:
     return '"' + stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ") + '"'
 
 
-def invocations_query(project_name: str, function_name: str | None) -> str:
-    query = (
-        f'(WorkflowType = "{_names.INVOCATION_WORKFLOW}" OR WorkflowType = "{_names.ARCHIVE_WORKFLOW}") '
-        f'AND {_names.SA_PROJECT} = "{project_name}"'
+def invocations_query(project_name: str, function_name: str | None, archived: bool = True) -> str:
+    """Invocations of the project (or of one function), with their archive records unless
+    `archived=False`."""
+    kinds = (
+        f'(WorkflowType = "{_names.INVOCATION_WORKFLOW}" OR WorkflowType = "{_names.ARCHIVE_WORKFLOW}")'
+        if archived else f'WorkflowType = "{_names.INVOCATION_WORKFLOW}"'
     )
+    query = f'{kinds} AND {_names.SA_PROJECT} = "{project_name}"'
     if function_name is not None:
         query += f' AND {_names.SA_FUNCTION} = "{function_name}"'
     return query

@@ -286,7 +286,8 @@ class Function(Generic[P, R]):
         async def page() -> InvocationIdsList:
             engine = await self.client.engine()
             query = invocations_query(self.project_name, self.name)
-            ids, more = await engine.list_page(query, offset, _limits.LIST_PAGE_SIZE)
+            unarchived = invocations_query(self.project_name, self.name, archived=False)
+            ids, more = await engine.list_page(query, offset, _limits.LIST_PAGE_SIZE, unarchived)
             return InvocationIdsList(invocation_ids=ids, offset=ids[-1] if more and ids else None)
 
         return self.client.run(page())

@@ -4,10 +4,10 @@ The engine's visibility store has no ORDER BY, but invocation ids sort by creati
 every invocation carries its creation time as a search attribute. A page is therefore read as
 a creation-time window reaching back from its upper end: the window is listed whole (one
 consistent call when it fits), sorted here, and cut to the page, while a count of what is older
-than the window, sent at the same time, says whether another page follows. The window's span
-adapts: too few ids and it widens, too many for one listing and it narrows by the window's
-count, and the span that worked is the next page's first guess. A page is usually one round
-trip.
+than the window, sent at the same time, says whether another page follows. The window adapts:
+too few ids and it widens, too many for one listing and it narrows by the window's count; the
+span that worked (shrunk to the target if it held more) is the next page's first guess. A page
+is usually one round trip.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 FIRST_SPAN_SECONDS = 60.0
 WIDEN_STEP = 16.0
-# A remembered span holds at most this many pages' worth of ids.
-TARGET_PAGES = 4
+# The remembered span aims at this many pages' worth of ids: listing cost grows with every id
+# listed, and a window holding less than a page costs another round.
+TARGET_PAGES = 1.5
 # Ids are rarely spread evenly; after this many narrowings the window is read in pages.
 MAX_NARROWINGS = 3
 
@@ -42,11 +43,21 @@ async def _nothing() -> int:
 
 
 async def newest_page(
-    reads: VisibilityWindow, anchor: float, span: float, before_id: str | None, limit: int
-) -> tuple[list[str], bool, float]:
-    """The `limit` newest ids (below `before_id`), whether older ones exist, and the span to
-    try first next time. Windows reach back from `anchor` (now, or the page's upper end)."""
-    step, narrowings = WIDEN_STEP, 0
+    reads: VisibilityWindow,
+    anchor: float,
+    span: float,
+    before_id: str | None,
+    limit: int,
+    reach_back_to: float | None = None,
+) -> tuple[list[str], str | None, float]:
+    """The `limit` newest ids (below `before_id`), the next older id if there is one (None:
+    this is the last page), and the span to try first next time. Windows reach back from `anchor` (now, or the page's upper end), at
+    least `span` and, when given, at least to `reach_back_to` (the creation time of the id that
+    followed the same page last time: that window still holds more than a page, unless
+    invocations were removed)."""
+    if reach_back_to is not None:
+        span = max(span, anchor - reach_back_to)
+    narrowings = 0
     while True:
         lower = max(0.0, anchor - span)
         listed, older = await asyncio.gather(
@@ -54,15 +65,18 @@ async def newest_page(
         )
         if listed is None:
             if narrowings < MAX_NARROWINGS:
-                # Shrink to the target by the window's count; from there, widen only gently.
+                # Shrink to the target by the window's count.
                 span *= TARGET_PAGES * limit / max(1, await reads.count_since(lower))
-                step, narrowings = 2.0, narrowings + 1
+                narrowings += 1
                 continue
             listed = await reads.paged_listing(lower)
         ids = sorted({i for i in listed if before_id is None or i < before_id}, reverse=True)
         if len(ids) > limit or older == 0:
             break
-        span *= step
+        # Too few: widen by the density found (if any), gently after a narrowing.
+        guess = TARGET_PAGES * limit / len(ids) if ids else WIDEN_STEP
+        span *= min(2.0 if narrowings else WIDEN_STEP, max(1.5, guess))
     if len(ids) > TARGET_PAGES * limit:
         span *= TARGET_PAGES * limit / len(ids)
-    return ids[:limit], len(ids) > limit or older > 0, span
+    # The loop ends with more than a page in reach, or with nothing older left.
+    return ids[:limit], ids[limit] if len(ids) > limit else None, span

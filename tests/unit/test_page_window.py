@@ -62,16 +62,20 @@ class Pager:
 
     visibility: Visibility
     span: float = FIRST_SPAN_SECONDS
+    next_of_first_page: float | None = None
     pages: list[list[str]] = field(default_factory=list)
 
     async def page(self, before_id: str | None) -> tuple[list[str], bool]:
         upper = created_of(before_id) + 0.001 if before_id else NOW + 3600
         anchor = min(upper, NOW)
-        ids, more, self.span = await newest_page(
-            self.visibility.reads(upper), anchor, self.span, before_id, LIMIT
+        ids, next_id, self.span = await newest_page(
+            self.visibility.reads(upper), anchor, self.span, before_id, LIMIT,
+            self.next_of_first_page if before_id is None else None,
         )
+        if before_id is None and next_id is not None:
+            self.next_of_first_page = created_of(next_id)
         self.pages.append(ids)
-        return ids, more
+        return ids, next_id is not None
 
     async def all_pages(self) -> list[str]:
         seen: list[str] = []
