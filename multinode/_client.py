@@ -73,10 +73,11 @@ class Client:
             # One connection however many calls arrive before it is made (a burst of starts).
             if self._connecting is None:
                 self._connecting = asyncio.ensure_future(self._connect())
+            connecting = self._connecting
             try:
-                self._engine = await asyncio.shield(self._connecting)
+                self._engine = await asyncio.shield(connecting)
             except BaseException:
-                if self._connecting.done():
+                if connecting.done() and self._connecting is connecting:
                     self._connecting = None  # the next call tries again
                 raise
         return self._engine
