@@ -517,9 +517,6 @@ class Engine:
             return None
         return [e.execution.workflow_id.removeprefix(_names.ARCHIVE_WORKFLOW_ID_PREFIX) for e in response.executions]
 
-    async def _ids(self, query: str) -> list[str]:
-        return [i async for i in self.list_invocation_ids(query)]
-
     async def list_invocation_ids(self, query: str) -> AsyncIterator[str]:
         """Invocation ids matching `query`, live or archived (an id can come twice).
 

@@ -10,6 +10,7 @@ with `register_log_source`.
 from __future__ import annotations
 
 import codecs
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -96,8 +97,6 @@ def register_log_source(factory: LogSourceFactory) -> None:
 def _fargate_factory(invocation_id: str, attempt: int) -> LogSource | None:
     """Attempts that ran on Fargate: their CloudWatch stream (only when the package store is an
     S3 bucket, where the worker records each attempt's task)."""
-    import os
-
     store = os.environ.get("MULTINODE_PACKAGE_STORE", "")
     if not store.startswith("s3://"):
         return None

@@ -51,10 +51,11 @@ async def newest_page(
     reach_back_to: float | None = None,
 ) -> tuple[list[str], str | None, float]:
     """The `limit` newest ids (below `before_id`), the next older id if there is one (None:
-    this is the last page), and the span to try first next time. Windows reach back from `anchor` (now, or the page's upper end), at
-    least `span` and, when given, at least to `reach_back_to` (the creation time of the id that
-    followed the same page last time: that window still holds more than a page, unless
-    invocations were removed)."""
+    this is the last page), and the span to try first next time.
+
+    Windows reach back from `anchor` (now, or the page's upper end), at least `span` and, when
+    given, at least to `reach_back_to` (the creation time of the id that followed the same page
+    last time: that window still holds more than a page, unless invocations were removed)."""
     if reach_back_to is not None:
         span = max(span, anchor - reach_back_to)
     narrowings = 0

@@ -68,7 +68,7 @@ class ProjectCache:
             return snapshot
         try:
             snapshot = await self._describe(project_name)
-        except BaseException:
+        except Exception:  # the project is gone, or unreachable: no watch to keep
             self._stop(project_name)
             raise
         watched = self._watched.get(project_name)

@@ -106,10 +106,17 @@ class _FunctionLease:
     again: bool = False  # something changed during the sync in flight: sync once more
     shrinking: bool = False  # a sync in flight may lower the lease below what is granted
 
+    def usable(self, now: float) -> bool:
+        """Renewed recently enough that the semaphore surely still counts it."""
+        return now - self.synced_at <= USABLE_SECONDS
+
     def free(self, now: float) -> int:
-        if now - self.synced_at > USABLE_SECONDS:
-            return 0
-        return self.granted - len(self.busy)
+        return self.granted - len(self.busy) if self.usable(now) else 0
+
+    def hold(self) -> Admission:
+        admission = Admission((self.project_name, self.function_name))
+        self.busy.add(admission)
+        return admission
 
 
 class QuotaLeases:
@@ -171,7 +178,7 @@ class QuotaLeases:
             not lease.contended
             and not lease.shrinking
             and lease.granted >= lease.limit
-            and self._clock() - lease.synced_at <= USABLE_SECONDS
+            and lease.usable(self._clock())
             and self._queued < self._max_queued
         )
 
@@ -199,9 +206,7 @@ class QuotaLeases:
         # Queued attempts come first: a newcomer never takes a slot they wait for.
         if lease.contended or lease.shrinking or lease.queue or lease.free(self._clock()) <= 0:
             return None
-        admission = Admission((lease.project_name, lease.function_name))
-        lease.busy.add(admission)
-        return admission
+        return lease.hold()
 
     def release(self, admission: Admission) -> None:
         """The attempt's container is gone: its slot is free for the next one here, and the
@@ -233,7 +238,7 @@ class QuotaLeases:
         else:
             # Keep every granted slot (attempts may take them while this sync is in flight), and
             # ask for one more per admission waiting.
-            keep = max(lease.granted, busy) if now - lease.synced_at <= USABLE_SECONDS else busy
+            keep = max(lease.granted, busy) if lease.usable(now) else busy
             want = min(lease.limit, max(keep, busy + len(lease.waiting)))
         return LeaseRequest(
             worker_id=self.worker_id, project_name=lease.project_name,
@@ -283,9 +288,7 @@ class QuotaLeases:
         while lease.queue and lease.free(self._clock()) > 0:
             queued = lease.queue.pop(0)
             if not queued.answer.done():
-                admission = Admission((lease.project_name, lease.function_name))
-                lease.busy.add(admission)
-                queued.answer.set_result(admission)
+                queued.answer.set_result(lease.hold())
 
     @staticmethod
     def _send_queue_to_semaphore(lease: _FunctionLease) -> None:
@@ -354,12 +357,22 @@ class EngineLeaseChannel:
         )
         # The answer needs a worker to run the semaphore's task: bounded, so a sync never
         # hangs on a control plane without workers.
-        grant: LeaseGrant = await self._client.execute_update_with_start_workflow(
-            _names.QUOTA_LEASE_UPDATE, request, start_workflow_operation=semaphore, result_type=LeaseGrant,
-            rpc_timeout=SYNC_TIMEOUT,
-        )
+        try:
+            grant: LeaseGrant = await self._client.execute_update_with_start_workflow(
+                _names.QUOTA_LEASE_UPDATE, request, start_workflow_operation=semaphore, result_type=LeaseGrant,
+                rpc_timeout=SYNC_TIMEOUT,
+            )
+        except BaseException:
+            # The start operation's own result fails the same way; read it, or asyncio reports
+            # it as a lost exception.
+            _consume(asyncio.ensure_future(semaphore.workflow_handle()))
+            raise
         return grant
 
     async def give_back(self, worker_id: str, project_name: str, function_name: str) -> None:
         handle = self._client.get_workflow_handle(_names.quota_workflow_id(project_name, function_name))
         await handle.signal(_names.QUOTA_LEASE_RETURN_SIGNAL, worker_id)
+
+
+def _consume(outcome: asyncio.Future[Any]) -> None:
+    outcome.add_done_callback(lambda done: done.cancelled() or done.exception())

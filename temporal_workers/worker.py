@@ -66,14 +66,11 @@ def new_leases(client: Client, settings: WorkerSettings) -> QuotaLeases:
     )
 
 
-def build_worker(
-    client: Client, settings: WorkerSettings, backend: ContainerBackend, leases: QuotaLeases | None = None
-) -> Worker:
+def build_worker(client: Client, settings: WorkerSettings, backend: ContainerBackend, leases: QuotaLeases) -> Worker:
+    """The caller owns `leases` and closes them after the worker's shutdown."""
     invocation_workflow.HEARTBEAT_TIMEOUT_SECONDS = settings.heartbeat_timeout_seconds
     quota_workflow.REAP_INTERVAL_SECONDS = settings.quota_reap_seconds
     archiver_workflow.INTERVAL_SECONDS = settings.archive_interval_seconds
-    if leases is None:
-        leases = new_leases(client, settings)
     attempts = AttemptActivities(client, backend, leases)
     coordination = CoordinationActivities(
         client, settings.connection.task_queue, settings.archive_lag_seconds

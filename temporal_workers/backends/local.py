@@ -122,8 +122,6 @@ class LocalBackend(ContainerBackend):
         self._prepared: dict[tuple[str, str | None], tuple[Path, Path]] = {}
         self._prepare_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
         self._running: set[AttemptProcess] = set()
-        self._interrupts: dict[int, str | None] = {}
-        self._notices: set[asyncio.Future[None]] = set()
         self._forks = ForkServers(_base_environment()) if settings.fork_server else None
         # Joining a cgroup costs a kernel RCU grace period (10-20 ms on a busy host): standbys
         # pay it between attempts instead of on the attempt's start.
@@ -248,7 +246,7 @@ class LocalBackend(ContainerBackend):
         )
         pump = asyncio.ensure_future(frames.pump(reader))
         try:
-            await self._supervise(request, session, proc, frames, cgroup, started_at)
+            interrupt = await self._supervise(request, session, proc, frames, cgroup, started_at)
             # Every frame the process wrote is read before its ending is judged (the pipe's
             # writer is closed once the process and its group are gone).
             await _reap(proc, cgroup)
@@ -256,7 +254,7 @@ class LocalBackend(ContainerBackend):
                 await asyncio.wait_for(asyncio.shield(pump), timeout=2.0)
             except TimeoutError:
                 pass
-            return self._outcome_of(request, proc, frames, cgroup, started_at)
+            return self._outcome_of(request, proc, frames, interrupt, cgroup, started_at)
         finally:
             self._running.discard(proc)
             if proc.returncode is None:
@@ -364,9 +362,9 @@ class LocalBackend(ContainerBackend):
         frames: FrameReader,
         cgroup: Cgroup | None,
         started_at: float,
-    ) -> None:
+    ) -> str | None:
         """Watch the attempt until its process exits: heartbeats, the timeout, cancellation,
-        the grace period and the kill."""
+        the grace period and the kill. Returns what interrupted it, if anything."""
         options = request.invocation.options
         grace = self._settings.grace_period_seconds
         started = time.monotonic()
@@ -425,17 +423,14 @@ class LocalBackend(ContainerBackend):
                 kill_at = None
             if not notified and interrupt is None and now - started >= NOTIFY_STARTED_AFTER_SECONDS:
                 notified = True
-                notice = asyncio.ensure_future(session.notify_started(started_at))
-                self._notices.add(notice)  # keep a reference until it is sent
-                notice.add_done_callback(self._notices.discard)
+                self._in_background(session.notify_started(started_at))
             heartbeat()
-        self._interrupts[proc.pid] = interrupt
+        return interrupt
 
     def _outcome_of(
         self, request: AttemptRequest, proc: AttemptProcess, frames: FrameReader,
-        cgroup: Cgroup | None, started_at: float,
+        interrupt: str | None, cgroup: Cgroup | None, started_at: float,
     ) -> AttemptOutcome:
-        interrupt = self._interrupts.pop(proc.pid, None)
         if proc.returncode == FORK_SERVER_LOST:
             raise InfrastructureError("the fork server holding the attempt exited")
         outcome = _classify(request, proc.returncode, frames, interrupt, cgroup, started_at)
