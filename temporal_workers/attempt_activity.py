@@ -105,6 +105,9 @@ class AttemptActivities:
             invocation.invocation_id, max_wait,
         ))
         try:
+            # An admission from the lease takes no time: only a real wait heartbeats (each
+            # heartbeat is a write on the control plane).
+            await asyncio.wait([admitting], timeout=ADMISSION_HEARTBEAT_SECONDS)
             while not admitting.done():
                 session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None))
                 await asyncio.wait([admitting], timeout=ADMISSION_HEARTBEAT_SECONDS)

@@ -22,7 +22,9 @@ somebody does, the whole local queue moves there (the semaphore orders waiters b
 id too, so start order holds across workers). Waits are bounded in time and in number.
 
 Every sync with the semaphore is one update (synchronous answer) per function at a time, so a
-burst of attempts costs one round trip, not one each.
+burst of attempts costs one round trip, not one each. A freed slot costs no sync at all: the
+semaphore keeps in its memo whether anybody waits, and one read of it (no workflow task, nothing
+written) decides whether the slot stays here or goes back.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class LeaseChannel(Protocol):
 
     async def give_back(self, worker_id: str, project_name: str, function_name: str) -> None:
         """Drop the whole lease, without waiting for an answer."""
+
+    async def contended(self, project_name: str, function_name: str) -> bool:
+        """Whether invocations wait at the semaphore, by a read that changes nothing."""
 
 
 RENEW_SECONDS = 3.0
@@ -98,12 +103,14 @@ class _FunctionLease:
     contended: bool = False
     synced_at: float = -1e9  # monotonic time the latest answered sync was sent
     idle_since: float = 0.0  # the worker's clock when its last attempt here ended (or the lease began)
-    # Admissions waiting for the next sync's answer.
-    waiting: list[asyncio.Future[None]] = field(default_factory=list)
+    # Admissions waiting for the next sync's answer, which hands them their slots.
+    waiting: list[asyncio.Future[Admission | None]] = field(default_factory=list)
     # Attempts waiting for a slot to free up here, oldest invocation first.
     queue: list[_Queued] = field(default_factory=list)
     sync: asyncio.Task[None] | None = None
     again: bool = False  # something changed during the sync in flight: sync once more
+    check: asyncio.Task[None] | None = None
+    recheck: bool = False  # a slot freed during the check in flight: check once more
     shrinking: bool = False  # a sync in flight may lower the lease below what is granted
 
     def usable(self, now: float) -> bool:
@@ -156,15 +163,19 @@ class QuotaLeases:
         if lease.contended and now - lease.synced_at < CONTENDED_FRESH_SECONDS:
             return None
         if not lease.queue:
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            # The answer holds the slot for this attempt: a newcomer arriving meanwhile cannot
+            # take the slot this sync asked for on its behalf.
+            waiter: asyncio.Future[Admission | None] = asyncio.get_running_loop().create_future()
             lease.waiting.append(waiter)
             self._request_sync(lease)
             try:
-                await waiter
+                admission = await asyncio.shield(waiter)
+            except asyncio.CancelledError:
+                waiter.add_done_callback(self._release_answer)
+                raise
             finally:
                 if waiter in lease.waiting:
                     lease.waiting.remove(waiter)
-            admission = self._take(lease)
             if admission is not None:
                 return admission
         if max_wait <= 0 or not self._may_queue(lease):
@@ -209,15 +220,52 @@ class QuotaLeases:
         return lease.hold()
 
     def release(self, admission: Admission) -> None:
-        """The attempt's container is gone: its slot is free for the next one here, and the
-        semaphore hears of it (to learn whether others wait for it)."""
+        """The attempt's container is gone: its slot is free for the next one here, unless
+        invocations wait at the semaphore (then it goes back there)."""
         lease = self._leases.get(admission.key)
         if lease is None or admission not in lease.busy:
             return
         lease.busy.discard(admission)
         if not lease.busy:
             lease.idle_since = self._clock()
-        self._request_sync(lease)
+        self._request_check(lease)
+
+    # ----- checking for contention --------------------------------------------------------
+
+    def _request_check(self, lease: _FunctionLease) -> None:
+        # A sync in flight answers the same question, newer than this release: its answer
+        # serves the queue or gives free slots back.
+        if lease.sync is not None:
+            return
+        if lease.check is not None:
+            lease.recheck = True
+        else:
+            lease.check = asyncio.ensure_future(self._run_check(lease))
+
+    async def _run_check(self, lease: _FunctionLease) -> None:
+        try:
+            while True:
+                lease.recheck = False
+                try:
+                    contended = await self._channel.contended(lease.project_name, lease.function_name)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # unknown: let the semaphore itself answer
+                    log.debug("could not read the contention of %s.%s: %s",
+                              lease.project_name, lease.function_name, exc)
+                    contended = True
+                if lease.sync is not None:
+                    return  # a sync started meanwhile: its answer decides
+                if contended:
+                    lease.contended = True
+                    self._request_sync(lease)  # gives back what is free, moves the queue there
+                    return
+                lease.contended = False
+                self._serve_queue(lease)
+                if not lease.recheck:
+                    return
+        finally:
+            lease.check = None
 
     # ----- syncing with the semaphore -----------------------------------------------------
 
@@ -260,7 +308,7 @@ class QuotaLeases:
                     log.warning("could not renew the quota lease of %s.%s: %s",
                                 lease.project_name, lease.function_name, exc)
                     lease.shrinking = False
-                    self._answer(lease, waiting)  # they ask the semaphore themselves
+                    self._answer(lease, waiting)  # a slot still held here, else the semaphore
                     self._send_queue_to_semaphore(lease)
                     await asyncio.sleep(SYNC_RETRY_SECONDS)
                     if lease.waiting or lease.busy or lease.granted:
@@ -297,12 +345,17 @@ class QuotaLeases:
             if not entry.answer.done():
                 entry.answer.set_result(None)
 
-    @staticmethod
-    def _answer(lease: _FunctionLease, waiting: list[asyncio.Future[None]]) -> None:
+    def _answer(self, lease: _FunctionLease, waiting: list[asyncio.Future[Admission | None]]) -> None:
+        """Each waiter the sync asked for gets a slot if one is free, else None."""
         for waiter in waiting:
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(self._take(lease))
         lease.waiting = [w for w in lease.waiting if w not in waiting]
+
+    def _release_answer(self, waiter: asyncio.Future[Admission | None]) -> None:
+        """A waiter gave up (cancelled): a slot handed to it meanwhile is passed on."""
+        if not waiter.cancelled() and (admission := waiter.result()) is not None:
+            self.release(admission)
 
     # ----- renewal ------------------------------------------------------------------------
 
@@ -316,7 +369,7 @@ class QuotaLeases:
             for key, lease in list(self._leases.items()):
                 if lease.granted or lease.busy:
                     self._request_sync(lease)
-                elif lease.sync is None and not lease.waiting:
+                elif lease.sync is None and lease.check is None and not lease.waiting:
                     del self._leases[key]  # nothing held: forget it
 
     async def close(self) -> None:
@@ -325,8 +378,9 @@ class QuotaLeases:
             self._renewer.cancel()
         for lease in self._leases.values():
             self._send_queue_to_semaphore(lease)
-            if lease.sync is not None:
-                lease.sync.cancel()
+            for task in (lease.sync, lease.check):
+                if task is not None:
+                    task.cancel()
         for lease in list(self._leases.values()):
             if lease.granted and not lease.busy:
                 try:
@@ -372,6 +426,11 @@ class EngineLeaseChannel:
     async def give_back(self, worker_id: str, project_name: str, function_name: str) -> None:
         handle = self._client.get_workflow_handle(_names.quota_workflow_id(project_name, function_name))
         await handle.signal(_names.QUOTA_LEASE_RETURN_SIGNAL, worker_id)
+
+    async def contended(self, project_name: str, function_name: str) -> bool:
+        handle = self._client.get_workflow_handle(_names.quota_workflow_id(project_name, function_name))
+        description = await handle.describe(rpc_timeout=SYNC_TIMEOUT)
+        return bool(await description.memo_value(quota_workflow.CONTENDED_MEMO, default=False))
 
 
 def _consume(outcome: asyncio.Future[Any]) -> None:

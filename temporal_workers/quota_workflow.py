@@ -11,7 +11,8 @@ workflow terminated or deleted) is reaped by a periodic check.
 Workers also hold leases: slots counted here but handed out by the worker itself to the attempts
 it runs, so an uncontended invocation never waits on this workflow (temporal_workers/
 quota_leases.py). A lease only grows while nobody waits here, never shrinks below what the worker
-says it uses, and lapses when its worker stops renewing it (a dead worker).
+says it uses, and lapses when its worker stops renewing it (a dead worker). Whether anybody waits
+here is kept in the memo, so a worker can check it with a read instead of an update.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ REAP_INTERVAL_SECONDS = 30.0
 ANY_ATTEMPT = 1 << 30
 # A lease not renewed for this long is dropped: its worker is gone. Workers renew far more often.
 LEASE_TTL_SECONDS = 15.0
+# Memo key: whether invocations wait here. Lease holders read it (a describe, no workflow task)
+# each time one of their slots frees up.
+CONTENDED_MEMO = "contended"
+# workflow.patched id: histories from before the memo was kept replay without its upserts.
+_CONTENDED_MEMO_PATCH = "contended-memo"
 
 
 @workflow.defn(name=_names.QUOTA_WORKFLOW)
@@ -43,6 +49,7 @@ class QuotaWorkflow:
         self._leases: dict[str, Lease] = {
             worker: Lease(lease.count, lease.renewed_at) for worker, lease in state.leases.items()
         }
+        self._published_contended: bool | None = None  # unknown in a new run: publish once
 
     @workflow.run
     async def run(self, state: QuotaState) -> None:
@@ -126,6 +133,13 @@ class QuotaWorkflow:
             request = self._waiters.pop(0)
             self._holders[request.invocation_id] = request.attempt_number
             self._spawn_notify(request.invocation_id)
+        self._publish_contention()
+
+    def _publish_contention(self) -> None:
+        contended = bool(self._waiters)
+        if contended != self._published_contended and workflow.patched(_CONTENDED_MEMO_PATCH):
+            workflow.upsert_memo({CONTENDED_MEMO: contended})
+            self._published_contended = contended
 
     def _spawn_notify(self, invocation_id: str) -> None:
         task = asyncio.ensure_future(self._notify(invocation_id))

@@ -78,6 +78,7 @@ class FrameReader:
         kind = frame.get("kind")
         if kind == "progress":
             self.progress, self.has_progress = frame["value"], True
+            self.changed.set()  # the only news a heartbeat carries: the rest comes at the exit
         elif kind == "result":
             self.result, self.has_result = frame["value"], True
         elif kind == "child":
@@ -88,7 +89,6 @@ class FrameReader:
                 message=str(frame.get("message", "")),
                 traceback=frame.get("traceback"),
             )
-        self.changed.set()
 
     async def pump(self, reader: asyncio.StreamReader) -> None:
         while True:
@@ -165,7 +165,6 @@ class LocalBackend(ContainerBackend):
     # ----- one attempt --------------------------------------------------------------------
 
     async def run_attempt(self, request: AttemptRequest, session: AttemptSession) -> AttemptOutcome:
-        session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None))
         try:
             code_dir, python = await self._prepare(request, session)
         except asyncio.CancelledError:
@@ -387,7 +386,8 @@ class LocalBackend(ContainerBackend):
             interrupt, kill_at = kind, time.monotonic() + grace
             _signal(proc, signum)
 
-        heartbeat()
+        # No heartbeat before the first tick or progress, nor after the exit (the outcome says
+        # it all): an attempt that ends within a tick costs the control plane no write for one.
         while not exited.done():
             now = time.monotonic()
             wake = now + TICK_SECONDS
@@ -424,7 +424,8 @@ class LocalBackend(ContainerBackend):
             if not notified and interrupt is None and now - started >= NOTIFY_STARTED_AFTER_SECONDS:
                 notified = True
                 self._in_background(session.notify_started(started_at))
-            heartbeat()
+            if not exited.done():
+                heartbeat()
         return interrupt
 
     def _outcome_of(

@@ -225,3 +225,45 @@ def test_map_reads_its_input_lazily(fake_worker, deploy_tasks) -> None:  # type:
     results.close()  # abandoning a map cancels what it started and no longer waits for
     statuses = {f.get(i).status for i in f.list_ids()}
     assert InvocationStatus.CANCELLED in statuses or InvocationStatus.CANCELLING in statuses
+
+
+def test_the_semaphore_tells_lease_holders_by_memo_when_invocations_wait(fake_worker) -> None:  # type: ignore[no-untyped-def]
+    """A lease holder learns by a read (no workflow task) whether anybody waits at the
+    semaphore: false while nobody does, true while an invocation queues, false once it had its
+    turn."""
+    from multinode import _names
+    from multinode._ids import new_invocation_id
+    from multinode._wire import LeaseRequest, QuotaRequest
+    from temporal_workers.quota_leases import EngineLeaseChannel
+
+    client = fake_worker(FakeBackend())
+    project, function = f"memo-{uuid.uuid4().hex[:8]}", "f"
+    waiter_id = new_invocation_id()
+
+    async def scenario() -> list[bool]:
+        temporal = (await client.engine()).client
+        channel = EngineLeaseChannel(temporal, client.settings.task_queue)
+        seen = []
+        grant = await channel.sync(LeaseRequest("w1", project, function, limit=1, keep=0, want=1))
+        assert (grant.count, grant.contended) == (1, False)
+        seen.append(await channel.contended(project, function))
+        await temporal.get_workflow_handle(_names.quota_workflow_id(project, function)).signal(
+            _names.QUOTA_ACQUIRE_SIGNAL, QuotaRequest(project, function, waiter_id, limit=1, attempt_number=1)
+        )
+        seen.append(await _until(lambda: channel.contended(project, function), True))
+        # The lease goes back: the waiter gets the slot (its invocation does not exist, so the
+        # slot is freed again) and nobody waits any more.
+        await channel.give_back("w1", project, function)
+        seen.append(await _until(lambda: channel.contended(project, function), False))
+        return seen
+
+    assert client.run(scenario(), timeout=60) == [False, True, False]
+
+
+async def _until(read, expected: bool, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value: bool = await read()
+        if value == expected or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.05)

@@ -27,6 +27,7 @@ class Semaphore:
     syncs: list[LeaseRequest] = field(default_factory=list)
     gate: asyncio.Event | None = None  # while set to a cleared event, syncs hang
     failing: bool = False
+    checks: int = 0  # reads of whether anybody waits
 
     def in_use(self) -> int:
         return self.holders + sum(self.leases.values())
@@ -48,6 +49,13 @@ class Semaphore:
 
     async def give_back(self, worker_id: str, project_name: str, function_name: str) -> None:
         self.leases.pop(worker_id, None)
+
+    async def contended(self, project_name: str, function_name: str) -> bool:
+        self.checks += 1
+        await asyncio.sleep(0)
+        if self.failing:
+            raise ConnectionError("control plane unreachable")
+        return self.waiters > 0
 
 
 class Clock:
@@ -86,6 +94,35 @@ async def test_a_burst_is_admitted_up_to_the_limit_in_two_syncs() -> None:
     assert sum(a is not None for a in admitted) == 30
     assert semaphore.leases == {"w1": 30}
     assert len(semaphore.syncs) <= 3
+
+
+async def test_attempts_arriving_one_by_one_below_the_limit_all_get_a_slot() -> None:
+    """A newcomer arriving while a sync is in flight must not take the slot that sync asked
+    for on behalf of an earlier attempt (which would then find none and leave the worker)."""
+    semaphore = Semaphore(limit=10)
+    leases = QuotaLeases("w1", semaphore)
+    arrivals = []
+    for _ in range(10):
+        arrivals.append(asyncio.ensure_future(leases.admit(PROJECT, FUNCTION, 10)))
+        await asyncio.sleep(0)  # each arrives while the previous one's sync is under way
+    admitted = await asyncio.gather(*arrivals)
+    assert all(a is not None for a in admitted) and semaphore.leases == {"w1": 10}
+    await leases.close()
+
+
+async def test_a_cancelled_waiter_passes_its_slot_on() -> None:
+    semaphore = Semaphore(limit=2)
+    semaphore.gate = asyncio.Event()
+    leases = QuotaLeases("w1", semaphore)
+    first = asyncio.ensure_future(leases.admit(PROJECT, FUNCTION, 2))
+    await settle()
+    first.cancel()
+    semaphore.gate.set()
+    await settle()
+    lease = leases._leases[(PROJECT, FUNCTION)]
+    assert not lease.busy
+    assert await leases.admit(PROJECT, FUNCTION, 2) is not None
+    await leases.close()
 
 
 async def test_two_workers_never_hold_more_than_the_limit() -> None:
@@ -177,13 +214,13 @@ async def test_a_full_lease_queues_attempts_and_frees_slots_to_them_oldest_first
     queued = queue_up(leases, "inv-3", "inv-1", "inv-2")
     await settle()
     assert not any(task.done() for task in queued.values())
-    syncs = len(semaphore.syncs)
+    syncs, checks = len(semaphore.syncs), semaphore.checks
     leases.release(held[0])
     await settle()
     assert [i for i, task in queued.items() if task.done()] == ["inv-1"]
     assert queued["inv-1"].result() is not None
-    # The hand-off waited for one sync that said nobody waits at the semaphore.
-    assert len(semaphore.syncs) == syncs + 1
+    # The hand-off waited for one read saying nobody waits at the semaphore, not for a sync.
+    assert (len(semaphore.syncs), semaphore.checks) == (syncs, checks + 1)
     leases.release(held[1])
     await settle()
     assert [i for i, task in queued.items() if task.done()] == ["inv-1", "inv-2"]
@@ -204,6 +241,43 @@ async def test_queued_attempts_go_to_the_semaphore_once_others_wait_there() -> N
     assert [task.result() for task in queued.values()] == [None, None]
     # The freed slot went back to the semaphore, whose queue now orders everyone.
     assert semaphore.leases == {"w1": 1}
+    await leases.close()
+
+
+async def test_slots_freed_under_steady_load_cost_reads_not_syncs() -> None:
+    semaphore = Semaphore(limit=5)
+    leases = QuotaLeases("w1", semaphore)
+    first = await leases.admit(PROJECT, FUNCTION, 5)
+    assert first is not None
+    syncs = len(semaphore.syncs)
+    admission: Admission | None = first
+    for _ in range(50):
+        assert admission is not None
+        leases.release(admission)
+        admission = await leases.admit(PROJECT, FUNCTION, 5)
+        await settle()
+    assert len(semaphore.syncs) == syncs and semaphore.checks >= 1
+    # Once somebody waits at the semaphore, the next freed slot goes back there.
+    semaphore.waiters = 1
+    assert admission is not None
+    leases.release(admission)
+    await settle()
+    assert len(semaphore.syncs) == syncs + 1 and semaphore.leases == {}
+    assert await leases.admit(PROJECT, FUNCTION, 5) is None
+    await leases.close()
+
+
+async def test_an_unreadable_semaphore_is_asked_by_a_sync_instead() -> None:
+    semaphore, leases, held = await full_lease(2)
+    queued = queue_up(leases, "inv-1")
+    await settle()
+    syncs = len(semaphore.syncs)
+    semaphore.failing = True  # the read fails, and so does the sync it falls back to
+    leases.release(held[0])
+    await settle()
+    assert len(semaphore.syncs) == syncs + 1
+    # Nobody confirmed that the semaphore's queue is empty: the queued attempt goes there.
+    assert queued["inv-1"].done() and queued["inv-1"].result() is None
     await leases.close()
 
 
