@@ -66,8 +66,10 @@ PROJECT = "bench"
 MAX_CONCURRENT_ATTEMPTS: int = WorkerSettings.model_fields["max_concurrent_attempts"].default
 HEARTBEAT_TIMEOUT = timedelta(seconds=WorkerSettings.model_fields["heartbeat_timeout_seconds"].default)
 STAGE_TIMEOUT_SECONDS = 900.0
-# `.start` samples come in batches: starting far more invocations than finish meanwhile would
-# measure a growing backlog (and the floor does the same).
+# `.start` is measured twice. Alone: each invocation ends before the next start, so the figure is
+# the call's own latency. In bursts: starts back to back while the batch's invocations run (the
+# server and the two cores are busy with them); batches, because starting far more invocations
+# than finish meanwhile would measure a growing backlog. The floor does the same both ways.
 START_BATCH = 50
 
 
@@ -366,8 +368,18 @@ class FloorHarness:
         await asyncio.gather(*(h.result() for h in handles))
         return count / (time.perf_counter() - started)
 
+    async def starts_alone(self, count: int) -> list[float]:
+        """The start_workflow RPC, each workflow ending before the next start."""
+        samples = []
+        for _ in range(count):
+            started = time.perf_counter()
+            handle = await self._start_floor("floor_noop", [])
+            samples.append((time.perf_counter() - started) * 1000)
+            await handle.result()
+        return samples
+
     async def starts(self, count: int) -> list[float]:
-        """The start_workflow RPC alone, in batches like `.start`'s."""
+        """The start_workflow RPC in bursts, in batches like `.start`'s."""
         samples = []
         for first in range(0, count, START_BATCH):
             handles = []
@@ -656,9 +668,21 @@ def mn_engine_run(coro_factory: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
     return client.run(go())
 
 
-def measure_starts_done(count: int, samples: list[float], progress: Progress) -> bool:
-    measure_starts(count, samples, progress)
+def measure_starts_done(count: int, alone: list[float], burst: list[float], progress: Progress) -> bool:
+    measure_starts_alone(count, alone, progress)
+    measure_starts(count, burst, progress)
     return True
+
+
+def measure_starts_alone(count: int, samples: list[float], progress: Progress) -> None:
+    """`.start` with nothing else in flight: each invocation ends before the next start."""
+    noop = fn("noop")
+    for i in range(count):
+        started = time.perf_counter()
+        invocation_id = noop.start(i)
+        samples.append((time.perf_counter() - started) * 1000)
+        outcome_of(partial(noop.await_result, invocation_id, timeout=STAGE_TIMEOUT_SECONDS))
+        progress.tick()
 
 
 def measure_call_remote(count: int) -> list[float]:
@@ -943,14 +967,17 @@ def stage_round_trips(run: Run) -> None:
 
 def stage_starts(run: Run) -> None:
     n = run.sizes.calls
-    log(f".start x{n} and start_workflow x{n}, in batches of {START_BATCH}")
-    samples: list[float] = []
+    log(f".start x{n} and start_workflow x{n}: alone, then in bursts of {START_BATCH}")
+    alone: list[float] = []
+    burst: list[float] = []
     progress = Progress()
-    if not guarded(partial(measure_starts_done, n, samples, progress), progress, STALL_SECONDS):
-        run.stalled = f".start stalled: {progress.done} of {n} invocations ended"
+    if not guarded(partial(measure_starts_done, n, alone, burst, progress), progress, STALL_SECONDS):
+        run.stalled = f".start stalled: {progress.done} of {2 * n} invocations ended"
         log(f"  {run.stalled}; the remaining Multinode stages are skipped")
-    run.keep("start_ms", list(samples))
-    run.keep("floor_start_workflow_ms", run.floor.run(run.floor.starts(n)))
+    run.keep("start_ms", list(alone))
+    run.keep("start_burst_ms", list(burst))
+    run.keep("floor_start_workflow_ms", run.floor.run(run.floor.starts_alone(n)))
+    run.keep("floor_start_workflow_burst_ms", run.floor.run(run.floor.starts(n)))
 
 
 def stage_get(run: Run) -> None:
@@ -1101,6 +1128,8 @@ def _metrics(run: Run) -> list[Metric]:
                stat("floor_inprocess_ms", "p50"), "workflow+in-process activity"),
         Metric("start_p50", ".start p50", ms, stat("start_ms", "p50"), stat("floor_start_workflow_ms", "p50"),
                "start_workflow RPC", Target("value_at_most", 10)),
+        Metric("start_burst_p50", f".start p50, bursts of {START_BATCH}", ms, stat("start_burst_ms", "p50"),
+               stat("floor_start_workflow_burst_ms", "p50"), "start_workflow RPC, same bursts"),
         Metric("get_finished_p50", ".get p50 (finished)", ms, stat("get_finished_ms", "p50"),
                stat("floor_describe_finished_ms", "p50"), "describe", Target("value_at_most", 5)),
         Metric("get_running_p50", ".get p50 (running)", ms, stat("get_running_ms", "p50"),

@@ -7,6 +7,7 @@ callers. Foreign exceptions (temporalio, grpc) are translated into `multinode.er
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,6 +35,13 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+    JSONTypeConverter,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from multinode import _names
@@ -52,6 +60,8 @@ from multinode._wire import (
     LockInput,
     ProjectState,
     VersionManifest,
+    from_json,
+    is_record,
 )
 from multinode.errors import (
     ControlPlaneUnavailableError,
@@ -99,6 +109,30 @@ def unreachable_message(settings: ConnectionSettings, detail: object) -> str:
     return f"cannot reach the Multinode control plane at {settings.api_url}: {detail}; {hint}"
 
 
+class _RecordDecoder(JSONTypeConverter):
+    """Multinode's own records, decoded from a plan made once per type (`_wire.from_json`)."""
+
+    def to_typed_value(self, hint: type, value: Any) -> Any:
+        if is_record(hint):
+            return from_json(hint, value)
+        return JSONTypeConverter.Unhandled
+
+
+class _PayloadConverter(CompositePayloadConverter):
+    """Temporal's default payload converters, with the records decoded as above."""
+
+    def __init__(self) -> None:
+        super().__init__(*(
+            JSONPlainPayloadConverter(custom_type_converters=[_RecordDecoder()])
+            if isinstance(converter, JSONPlainPayloadConverter) else converter
+            for converter in DefaultPayloadConverter.default_encoding_payload_converters
+        ))
+
+
+# Used by the SDK's clients and by the workers (through their client): same bytes as the default.
+DATA_CONVERTER = dataclasses.replace(DataConverter.default, payload_converter_class=_PayloadConverter)
+
+
 async def connect(settings: ConnectionSettings) -> Client:
     try:
         return await asyncio.wait_for(
@@ -107,6 +141,7 @@ async def connect(settings: ConnectionSettings) -> Client:
                 namespace=settings.namespace,
                 api_key=settings.api_key,
                 tls=settings.uses_tls,
+                data_converter=DATA_CONVERTER,
             ),
             timeout=CONNECT_TIMEOUT_SECONDS,
         )
@@ -300,25 +335,33 @@ class Engine:
 
     async def get_invocation(self, invocation_id: str) -> tuple[InvocationRecord, bool]:
         """The invocation's record and whether its workflow (and so its container) has ended."""
-        handle = self._handle(invocation_id)
+        # The raw describe: the SDK's description object would also decode every search
+        # attribute, which `.get` never reads.
+        request = temporalio.api.workflowservice.v1.DescribeWorkflowExecutionRequest(
+            namespace=self.client.namespace,
+            execution=temporalio.api.common.v1.WorkflowExecution(workflow_id=invocation_id),
+        )
         try:
-            description = await handle.describe()
+            raw = await self.client.workflow_service.describe_workflow_execution(request)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return await self._archived_record(invocation_id), True
             raise _invocation_error(exc, invocation_id) from None
-        if description.workflow_type != _names.INVOCATION_WORKFLOW:
+        info = raw.workflow_execution_info
+        if info.type.name != _names.INVOCATION_WORKFLOW:
             raise InvocationDoesNotExistError(f"no invocation with id {invocation_id!r}")
-        record: InvocationRecord = await description.memo_value("state", type_hint=InvocationRecord)
-        if description.status not in _OPEN:
+        decoded = await self.client.data_converter.decode([info.memo.fields["state"]], [InvocationRecord])
+        record: InvocationRecord = decoded[0]
+        if info.status != temporalio.api.enums.v1.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
             if record.status not in _FINAL_STATUSES:
                 # Ended in the engine without finishing (terminated by hand, or a history
                 # limit): say so rather than fail every read.
+                status = WorkflowExecutionStatus(info.status).name
                 record.status = InvocationStatus.FAILED.value
-                record.error = ErrorInfo(type="Terminated", message=f"the engine ended the invocation ({description.status.name if description.status else 'unknown'})")
-                record.ended_at = description.close_time.timestamp() if description.close_time else None
+                record.error = ErrorInfo(type="Terminated", message=f"the engine ended the invocation ({status})")
+                record.ended_at = info.close_time.ToDatetime(UTC).timestamp() if info.HasField("close_time") else None
             return record, True
-        progress = await self._attempt_progress(description.raw_description)
+        progress = await self._attempt_progress(raw)
         if progress is not None:
             if progress.phase == "running" and record.status == InvocationStatus.PENDING.value:
                 record.status = InvocationStatus.RUNNING.value

@@ -244,11 +244,13 @@ class LocalBackend(ContainerBackend):
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb")
         )
         pump = asyncio.ensure_future(frames.pump(reader))
+        reaped = False
         try:
             interrupt = await self._supervise(request, session, proc, frames, cgroup, started_at)
             # Every frame the process wrote is read before its ending is judged (the pipe's
             # writer is closed once the process and its group are gone).
             await _reap(proc, cgroup)
+            reaped = True
             try:
                 await asyncio.wait_for(asyncio.shield(pump), timeout=2.0)
             except TimeoutError:
@@ -256,9 +258,10 @@ class LocalBackend(ContainerBackend):
             return self._outcome_of(request, proc, frames, interrupt, cgroup, started_at)
         finally:
             self._running.discard(proc)
-            if proc.returncode is None:
-                _kill_tree(proc, cgroup)  # leaving abnormally: nothing may outlive the attempt
-            await _reap(proc, cgroup)
+            if not reaped:  # leaving abnormally: nothing may outlive the attempt
+                if proc.returncode is None:
+                    _kill_tree(proc, cgroup)
+                await _reap(proc, cgroup)
             pump.cancel()
             transport.close()
 
