@@ -296,12 +296,18 @@ class Engine:
         try:
             # The update returns once the guarded invocation exists, so its id is readable at
             # once; without a worker to answer, the lock (and the invocation to come) stands.
-            await asyncio.wait_for(
-                self.client.execute_update_with_start_workflow(
-                    _names.LOCK_CHILD_STARTED_UPDATE, start_workflow_operation=operation, result_type=str
-                ),
-                timeout=LOCK_START_WAIT_SECONDS,
-            )
+            try:
+                await asyncio.wait_for(
+                    self.client.execute_update_with_start_workflow(
+                        _names.LOCK_CHILD_STARTED_UPDATE, start_workflow_operation=operation, result_type=str
+                    ),
+                    timeout=LOCK_START_WAIT_SECONDS,
+                )
+            except BaseException:
+                # The start operation's own result fails the same way: read it, or asyncio
+                # reports it as a lost exception.
+                consume_outcome(asyncio.ensure_future(operation.workflow_handle()))
+                raise
             return
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             if await self._lock_holder(lock_id) == lock.invocation.invocation_id:
@@ -769,6 +775,12 @@ def _no_project(project_name: str) -> ProjectDoesNotExistError:
         f"no project named {project_name!r} is deployed; deploy it with "
         f"`multinode deploy <folder> --project-name={project_name}`"
     )
+
+
+def consume_outcome(outcome: asyncio.Future[Any]) -> None:
+    """Read a result nobody awaits (a failed with-start operation), so asyncio does not report
+    it as lost."""
+    outcome.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _invocation_error(exc: RPCError, invocation_id: str) -> MultinodeError:

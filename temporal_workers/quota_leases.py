@@ -42,6 +42,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
 from multinode import _names
+from multinode._engine import consume_outcome
 from multinode._wire import LeaseGrant, LeaseRequest, QuotaState
 from temporal_workers import quota_workflow
 
@@ -419,7 +420,7 @@ class EngineLeaseChannel:
         except BaseException:
             # The start operation's own result fails the same way; read it, or asyncio reports
             # it as a lost exception.
-            _consume(asyncio.ensure_future(semaphore.workflow_handle()))
+            consume_outcome(asyncio.ensure_future(semaphore.workflow_handle()))
             raise
         return grant
 
@@ -431,7 +432,3 @@ class EngineLeaseChannel:
         handle = self._client.get_workflow_handle(_names.quota_workflow_id(project_name, function_name))
         description = await handle.describe(rpc_timeout=SYNC_TIMEOUT)
         return bool(await description.memo_value(quota_workflow.CONTENDED_MEMO, default=False))
-
-
-def _consume(outcome: asyncio.Future[Any]) -> None:
-    outcome.add_done_callback(lambda done: done.cancelled() or done.exception())
