@@ -267,3 +267,29 @@ async def _until(read, expected: bool, timeout: float = 20.0) -> bool:  # type: 
         if value == expected or time.monotonic() > deadline:
             return value
         await asyncio.sleep(0.05)
+
+
+def test_an_invocation_terminated_in_the_engine_reads_as_failed(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
+    release = threading.Event()
+
+    async def stuck(request: AttemptRequest, run: int) -> AttemptOutcome:
+        while not release.is_set():
+            await asyncio.sleep(0.05)
+        raise InfrastructureError("released at the end of the test")
+
+    client = fake_worker(FakeBackend(stuck))
+    f = _function(client, deploy_tasks)
+    invocation_id = f.start(1)
+
+    async def terminate() -> None:
+        engine = await client.engine()
+        await engine.client.get_workflow_handle(invocation_id).terminate("test: terminated by hand")
+
+    client.run(terminate())
+    invocation = f.get(invocation_id)
+    release.set()
+    assert invocation.status == InvocationStatus.FAILED
+    details = invocation.error_details
+    assert details is not None and details.type == "Terminated" and "TERMINATED" in details.message
+    assert invocation.terminated
+    assert invocation.ended_at is not None and abs(invocation.ended_at.timestamp() - time.time()) < 60
