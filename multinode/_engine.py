@@ -97,6 +97,7 @@ KEY_LOCK = SearchAttributeKey.for_keyword(_names.SA_LOCK)
 KEY_CREATED = SearchAttributeKey.for_datetime(_names.SA_CREATED)
 
 _OPEN = (None, WorkflowExecutionStatus.RUNNING)
+_RUNNING = temporalio.api.enums.v1.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 _FINAL_STATUSES = {s.value for s in InvocationStatus if s.is_final}
 
 
@@ -341,14 +342,8 @@ class Engine:
 
     async def get_invocation(self, invocation_id: str) -> tuple[InvocationRecord, bool]:
         """The invocation's record and whether its workflow (and so its container) has ended."""
-        # The raw describe: the SDK's description object would also decode every search
-        # attribute, which `.get` never reads.
-        request = temporalio.api.workflowservice.v1.DescribeWorkflowExecutionRequest(
-            namespace=self.client.namespace,
-            execution=temporalio.api.common.v1.WorkflowExecution(workflow_id=invocation_id),
-        )
         try:
-            raw = await self.client.workflow_service.describe_workflow_execution(request)
+            raw = await self._describe_raw(invocation_id)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return await self._archived_record(invocation_id), True
@@ -358,7 +353,7 @@ class Engine:
             raise InvocationDoesNotExistError(f"no invocation with id {invocation_id!r}")
         decoded = await self.client.data_converter.decode([info.memo.fields["state"]], [InvocationRecord])
         record: InvocationRecord = decoded[0]
-        if info.status != temporalio.api.enums.v1.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING:
+        if info.status != _RUNNING:
             if record.status not in _FINAL_STATUSES:
                 # Ended in the engine without finishing (terminated by hand, or a history
                 # limit): say so rather than fail every read.
@@ -651,12 +646,9 @@ class Engine:
     ) -> VersionManifest:
         """One version; the latest without a worker, older ones by query."""
         if for_start:
-            snapshot = await self._projects.snapshot(project_name)
-            latest, closing = snapshot.latest, snapshot.closing
+            latest = await self.latest_version(project_name)  # refused while closing
         else:
-            latest, closing = await self.project_state(project_name)
-        if for_start and closing:
-            raise _closing(project_name)
+            latest, _ = await self.project_state(project_name)
         if latest.version_id == version_id:
             return latest
         handle = self.client.get_workflow_handle(_names.project_workflow_id(project_name))
@@ -711,12 +703,23 @@ class Engine:
     async def attempt_progress(self, invocation_id: str) -> AttemptProgress | None:
         """The running attempt's latest heartbeat (number, phase, start), if one is running."""
         try:
-            description = await self._handle(invocation_id).describe()
+            raw = await self._describe_raw(invocation_id)
         except RPCError as exc:
             raise _invocation_error(exc, invocation_id) from None
-        if description.status not in _OPEN:
+        if raw.workflow_execution_info.status != _RUNNING:
             return None
-        return await self._attempt_progress(description.raw_description)
+        return await self._attempt_progress(raw)
+
+    async def _describe_raw(
+        self, workflow_id: str
+    ) -> temporalio.api.workflowservice.v1.DescribeWorkflowExecutionResponse:
+        """The describe RPC itself: the SDK's description object would also decode every
+        search attribute, which the invocation reads never use."""
+        request = temporalio.api.workflowservice.v1.DescribeWorkflowExecutionRequest(
+            namespace=self.client.namespace,
+            execution=temporalio.api.common.v1.WorkflowExecution(workflow_id=workflow_id),
+        )
+        return await self.client.workflow_service.describe_workflow_execution(request)
 
 
 def _rfc3339(epoch_seconds: float) -> str:

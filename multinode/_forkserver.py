@@ -88,12 +88,12 @@ def _wait_as_standby(channel: socket.socket) -> NoReturn:
     _become_attempt(json.loads(message), fds[0], fds[1])
 
 
-def _in_child(server: socket.socket, wake: tuple[int, int], standbys: dict[int, socket.socket]) -> None:
+def _in_child(server: socket.socket, wake: tuple[int, int], standbys: dict[int, tuple[socket.socket, int]]) -> None:
     """Right after fork, in the child: drop everything of the server's."""
     server.close()
     for fd in wake:
         os.close(fd)
-    for channel in standbys.values():
+    for channel, _ in standbys.values():
         channel.close()
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -110,8 +110,8 @@ def serve(server: socket.socket) -> NoReturn:
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children: dict[int, int] = {}
-    standbys: dict[int, socket.socket] = {}  # standby id -> the channel its go arrives on
-    standby_pids: dict[int, int] = {}
+    # standby id -> the channel its go arrives on, and its pid
+    standbys: dict[int, tuple[socket.socket, int]] = {}
     server.send(json.dumps({"ready": True}).encode())
 
     def shut_down() -> NoReturn:
@@ -140,9 +140,8 @@ def serve(server: socket.socket) -> NoReturn:
                 break
             request_id = children.pop(pid, None)
             if request_id in standbys:
-                standbys.pop(request_id).close()
+                standbys.pop(request_id)[0].close()
             if request_id is not None:
-                standby_pids.pop(request_id, None)
                 server.send(json.dumps({"id": request_id, "exit": os.waitstatus_to_exitcode(status)}).encode())
         if server.fileno() in readable:
             message, fds, _, _ = socket.recv_fds(server, MAX_MESSAGE, 2)
@@ -150,12 +149,13 @@ def serve(server: socket.socket) -> NoReturn:
                 shut_down()  # the worker closed the connection
             request = json.loads(message)
             if "go" in request:
-                channel = standbys.pop(request["go"], None)
+                standby = standbys.pop(request["go"], None)
                 reply: dict[str, Any] = {"id": request["id"], "gone": True}
-                if channel is not None:
+                if standby is not None:
+                    channel, standby_pid = standby
                     try:
                         socket.send_fds(channel, [message], fds)
-                        reply = {"id": request["id"], "pid": standby_pids[request["go"]]}
+                        reply = {"id": request["id"], "pid": standby_pid}
                     except OSError:
                         pass
                     channel.close()
@@ -180,8 +180,7 @@ def serve(server: socket.socket) -> NoReturn:
                 os.close(fd)
             if ours is not None and theirs is not None:
                 theirs.close()
-                standbys[request["id"]] = ours
-                standby_pids[request["id"]] = pid
+                standbys[request["id"]] = (ours, pid)
             children[pid] = request["id"]
             server.send(json.dumps({"id": request["id"], "pid": pid}).encode())
 

@@ -107,21 +107,13 @@ class AttemptActivities:
         try:
             # An admission from the lease takes no time: only a real wait heartbeats (each
             # heartbeat is a write on the control plane).
-            await asyncio.wait([admitting], timeout=ADMISSION_HEARTBEAT_SECONDS)
-            while not admitting.done():
+            while not (await asyncio.wait([admitting], timeout=ADMISSION_HEARTBEAT_SECONDS))[0]:
                 session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None))
-                await asyncio.wait([admitting], timeout=ADMISSION_HEARTBEAT_SECONDS)
         except asyncio.CancelledError:
             admitting.cancel()
-            admitting.add_done_callback(self._release_if_admitted)
+            admitting.add_done_callback(self._leases.release_if_admitted)
             raise
         return admitting.result()
-
-    def _release_if_admitted(self, admitting: asyncio.Future[Admission | None]) -> None:
-        if not admitting.cancelled() and admitting.exception() is None:
-            admission = admitting.result()
-            if admission is not None:
-                self._leases.release(admission)
 
     def _release_quota(self, request: AttemptRequest) -> None:
         """Hand the slot to the next waiter now that the container is gone, without holding

@@ -172,7 +172,7 @@ class QuotaLeases:
             try:
                 admission = await asyncio.shield(waiter)
             except asyncio.CancelledError:
-                waiter.add_done_callback(self._release_answer)
+                waiter.add_done_callback(self.release_if_admitted)
                 raise
             finally:
                 if waiter in lease.waiting:
@@ -204,8 +204,8 @@ class QuotaLeases:
         except (TimeoutError, asyncio.CancelledError) as exc:
             if not queued.answer.done():
                 queued.answer.cancel()
-            elif not queued.answer.cancelled() and (late := queued.answer.result()) is not None:
-                self.release(late)  # handed a slot just as it gave up: pass it on
+            else:
+                self.release_if_admitted(queued.answer)  # handed a slot just as it gave up
             if isinstance(exc, TimeoutError):
                 return None
             raise
@@ -353,9 +353,9 @@ class QuotaLeases:
                 waiter.set_result(self._take(lease))
         lease.waiting = [w for w in lease.waiting if w not in waiting]
 
-    def _release_answer(self, waiter: asyncio.Future[Admission | None]) -> None:
-        """A waiter gave up (cancelled): a slot handed to it meanwhile is passed on."""
-        if not waiter.cancelled() and (admission := waiter.result()) is not None:
+    def release_if_admitted(self, answer: asyncio.Future[Admission | None]) -> None:
+        """For an admission whose attempt gave up: a slot handed to it is passed on."""
+        if not answer.cancelled() and answer.exception() is None and (admission := answer.result()) is not None:
             self.release(admission)
 
     # ----- renewal ------------------------------------------------------------------------

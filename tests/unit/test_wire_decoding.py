@@ -84,9 +84,17 @@ def test_only_multinode_records_are_planned() -> None:
     assert not _wire.is_record(dict) and not _wire.is_record(list[InvocationRecord])
 
 
-def test_the_engine_converter_decodes_records_with_the_plan() -> None:
+def test_the_engine_converter_decodes_records_with_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    from multinode import _engine
     from multinode._engine import DATA_CONVERTER
 
+    planned: list[type] = []
+
+    def spy(cls: type, value: object) -> object:
+        planned.append(cls)
+        return _wire.from_json(cls, value)
+
+    monkeypatch.setattr(_engine, "from_json", spy)
     record = SAMPLES[5]
     converter = DATA_CONVERTER.payload_converter
     payload = converter.to_payloads([record])[0]
@@ -94,3 +102,5 @@ def test_the_engine_converter_decodes_records_with_the_plan() -> None:
     assert converter.from_payloads([payload], [InvocationRecord])[0] == record
     manifests = converter.from_payloads(converter.to_payloads([[SAMPLES[6]]]), [list[VersionManifest]])[0]
     assert manifests == [SAMPLES[6]]
+    # Top-level records go through the plan (nested ones are part of their parent's plan).
+    assert planned == [InvocationRecord, VersionManifest]
