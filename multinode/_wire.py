@@ -213,6 +213,9 @@ class LeaseRequest:
     limit: int
     keep: int
     want: int
+    # Attempts that queued in the worker and now move to the semaphore: it queues them in the
+    # same step, so they keep their place (by invocation id) among its own waiters.
+    queued: list[QuotaRequest] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

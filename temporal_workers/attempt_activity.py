@@ -102,7 +102,7 @@ class AttemptActivities:
         max_wait = min(QUEUE_WAIT_SECONDS, budget.total_seconds() / 2) if budget else QUEUE_WAIT_SECONDS
         admitting = asyncio.ensure_future(self._leases.admit(
             invocation.project_name, invocation.function_name, invocation.options.max_concurrency,
-            invocation.invocation_id, max_wait,
+            invocation.invocation_id, max_wait, request.attempt_number,
         ))
         try:
             # An admission from the lease takes no time: only a real wait heartbeats (each

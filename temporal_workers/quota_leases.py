@@ -17,9 +17,11 @@ Queueing here: when this worker's lease holds the function's whole quota, every 
 anywhere must wait for one of its slots anyway. Instead of answering "no slot" (the invocation
 would then queue at the semaphore: a signal, a grant and two more workflow tasks each), an
 attempt waits here, in invocation-id order, and takes the next slot that frees up. A freed slot
-goes to the local queue only after a sync confirms that nobody waits at the semaphore; once
-somebody does, the whole local queue moves there (the semaphore orders waiters by invocation
-id too, so start order holds across workers). Waits are bounded in time and in number.
+goes to the local queue only after a read confirms that nobody waits at the semaphore; once
+somebody does, the sync that gives the free slots back also queues the local queue at the
+semaphore, in the same step, so a slot given back goes to whoever is oldest across both queues
+(the semaphore orders waiters by invocation id too, so start order holds across workers). Waits
+are bounded in time and in number.
 
 Every sync with the semaphore is one update (synchronous answer) per function at a time, so a
 burst of attempts costs one round trip, not one each. A freed slot costs no sync at all: the
@@ -43,7 +45,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from multinode import _names
 from multinode._engine import consume_outcome
-from multinode._wire import LeaseGrant, LeaseRequest, QuotaState
+from multinode._wire import LeaseGrant, LeaseRequest, QuotaRequest, QuotaState
 from temporal_workers import quota_workflow
 
 log = logging.getLogger("multinode.worker")
@@ -91,6 +93,7 @@ class _Queued:
     """An attempt waiting here for the next slot this worker's lease frees."""
 
     invocation_id: str
+    attempt_number: int
     answer: asyncio.Future[Admission | None]
 
 
@@ -146,7 +149,8 @@ class QuotaLeases:
     # ----- admission ----------------------------------------------------------------------
 
     async def admit(
-        self, project_name: str, function_name: str, limit: int, invocation_id: str = "", max_wait: float = 0.0
+        self, project_name: str, function_name: str, limit: int, invocation_id: str = "", max_wait: float = 0.0,
+        attempt_number: int = 0,
     ) -> Admission | None:
         """A slot for one attempt, or None: then the invocation asks the semaphore. With
         `max_wait`, an attempt may queue here that long for a slot this worker frees."""
@@ -181,7 +185,7 @@ class QuotaLeases:
                 return admission
         if max_wait <= 0 or not self._may_queue(lease):
             return None
-        return await self._wait_in_queue(lease, invocation_id, max_wait)
+        return await self._wait_in_queue(lease, invocation_id, attempt_number, max_wait)
 
     def _may_queue(self, lease: _FunctionLease) -> bool:
         """Only while this worker holds the whole quota and nobody waits at the semaphore: then
@@ -194,8 +198,10 @@ class QuotaLeases:
             and self._queued < self._max_queued
         )
 
-    async def _wait_in_queue(self, lease: _FunctionLease, invocation_id: str, max_wait: float) -> Admission | None:
-        queued = _Queued(invocation_id, asyncio.get_running_loop().create_future())
+    async def _wait_in_queue(
+        self, lease: _FunctionLease, invocation_id: str, attempt_number: int, max_wait: float
+    ) -> Admission | None:
+        queued = _Queued(invocation_id, attempt_number, asyncio.get_running_loop().create_future())
         keys = [q.invocation_id for q in lease.queue]
         lease.queue.insert(bisect.bisect(keys, invocation_id), queued)
         self._queued += 1
@@ -280,10 +286,16 @@ class QuotaLeases:
         now = self._clock()
         busy = len(lease.busy)
         idle = not (lease.busy or lease.waiting or lease.queue) and now - lease.idle_since >= IDLE_SECONDS
+        queued: list[QuotaRequest] = []
         if lease.contended or idle:
-            # Give back what is not in use; admissions wait until the answer.
+            # Give back what is not in use; admissions wait until the answer. The local queue
+            # moves to the semaphore in the same step, so it keeps its place in line there.
             lease.shrinking = True
             keep, want = busy, busy
+            queued = [
+                QuotaRequest(lease.project_name, lease.function_name, q.invocation_id, lease.limit, q.attempt_number)
+                for q in lease.queue
+            ]
         else:
             # Keep every granted slot (attempts may take them while this sync is in flight), and
             # ask for one more per admission waiting.
@@ -291,7 +303,7 @@ class QuotaLeases:
             want = min(lease.limit, max(keep, busy + len(lease.waiting)))
         return LeaseRequest(
             worker_id=self.worker_id, project_name=lease.project_name,
-            function_name=lease.function_name, limit=lease.limit, keep=keep, want=want,
+            function_name=lease.function_name, limit=lease.limit, keep=keep, want=want, queued=queued,
         )
 
     async def _run_sync(self, lease: _FunctionLease) -> None:
@@ -320,6 +332,8 @@ class QuotaLeases:
                 lease.contended = grant.contended
                 lease.synced_at = sent_at
                 lease.shrinking = False
+                # Queued there by this sync: they now wait at the semaphore, whatever it answered.
+                self._send_queue_to_semaphore(lease, {q.invocation_id for q in request.queued})
                 self._answer(lease, waiting)
                 self._serve_queue(lease)
                 giving_back = lease.contended and lease.granted > len(lease.busy)
@@ -340,9 +354,11 @@ class QuotaLeases:
                 queued.answer.set_result(lease.hold())
 
     @staticmethod
-    def _send_queue_to_semaphore(lease: _FunctionLease) -> None:
-        queued, lease.queue = lease.queue, []
-        for entry in queued:
+    def _send_queue_to_semaphore(lease: _FunctionLease, only: set[str] | None = None) -> None:
+        """Answer queued attempts (all, or those in `only`) with no slot: they ask the semaphore."""
+        leaving = [q for q in lease.queue if only is None or q.invocation_id in only]
+        lease.queue = [q for q in lease.queue if q not in leaving]
+        for entry in leaving:
             if not entry.answer.done():
                 entry.answer.set_result(None)
 

@@ -82,6 +82,10 @@ class QuotaWorkflow:
         count = request.keep if self._waiters else max(request.keep, min(request.want, free))
         if count > 0:
             self._leases[request.worker_id] = Lease(count, workflow.now().timestamp())
+        # The worker's queue joins this one, oldest first: each takes a free slot (one the
+        # lease gave back) or its place in line, before anyone later is served.
+        for queued in request.queued:
+            self.acquire(queued)
         self._grant()
         return LeaseGrant(count=count, contended=bool(self._waiters))
 

@@ -28,6 +28,7 @@ class Semaphore:
     gate: asyncio.Event | None = None  # while set to a cleared event, syncs hang
     failing: bool = False
     checks: int = 0  # reads of whether anybody waits
+    queued_here: list[str] = field(default_factory=list)  # handed over by a worker's sync
 
     def in_use(self) -> int:
         return self.holders + sum(self.leases.values())
@@ -40,6 +41,8 @@ class Semaphore:
         if self.failing:
             raise ConnectionError("control plane unreachable")
         self.leases.pop(request.worker_id, None)
+        self.queued_here.extend(q.invocation_id for q in request.queued)
+        self.waiters += len(request.queued)
         free = max(0, request.limit - self.in_use())
         count = request.keep if self.waiters else max(request.keep, min(request.want, free))
         if count:
@@ -239,8 +242,10 @@ async def test_queued_attempts_go_to_the_semaphore_once_others_wait_there() -> N
     leases.release(held[0])
     await settle()
     assert [task.result() for task in queued.values()] == [None, None]
-    # The freed slot went back to the semaphore, whose queue now orders everyone.
+    # The freed slot went back to the semaphore, whose queue now orders everyone: the worker's
+    # queued attempts joined it in the same sync, so later arrivals cannot overtake them.
     assert semaphore.leases == {"w1": 1}
+    assert semaphore.queued_here == ["inv-1", "inv-2"]
     await leases.close()
 
 
