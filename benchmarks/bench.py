@@ -53,7 +53,7 @@ from temporalio.client import Client as TemporalClient  # noqa: E402
 from temporalio.client import WorkflowHandle  # noqa: E402
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
 
-from temporal_workers.backends.local import TICK_SECONDS  # noqa: E402
+from temporal_workers.backends.local.backend import TICK_SECONDS  # noqa: E402
 from temporal_workers.settings import WorkerSettings  # noqa: E402
 from temporal_workers.worker import HEARTBEAT_THROTTLE  # noqa: E402
 
@@ -507,7 +507,7 @@ class Plane:
 def control_plane() -> Iterator[Plane]:
     """Dev server (the `multinode dev` tuning) + one Multinode worker with default settings."""
     from multinode import _client
-    from multinode._devserver import DevServer, DevServerConfig
+    from multinode.admin.devserver import DevServer, DevServerConfig
 
     home = Path(tempfile.mkdtemp(prefix="multinode-bench-"))
     config = DevServerConfig(home=home, port=free_port_block(), headless=True)
@@ -562,7 +562,7 @@ def proc_status_mb(pid: int, field_name: str = "VmRSS") -> float:
 
 
 def runner_children(parent_pid: int) -> list[int]:
-    """Attempt processes under the worker: spawned by it (`-m multinode._runner`) or forked by
+    """Attempt processes under the worker: spawned by it (`-m multinode.runtime.runner`) or forked by
     its fork server (whose children carry the fork server's command line)."""
     parents: dict[int, int] = {}
     commands: dict[int, bytes] = {}
@@ -576,10 +576,10 @@ def runner_children(parent_pid: int) -> list[int]:
             continue
         parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
     servers = {pid for pid, ppid in parents.items()
-               if ppid == parent_pid and b"multinode._forkserver" in commands.get(pid, b"")}
+               if ppid == parent_pid and b"multinode.runtime.forkserver" in commands.get(pid, b"")}
     return [
         pid for pid, ppid in parents.items()
-        if (ppid == parent_pid and b"multinode._runner" in commands.get(pid, b"")) or ppid in servers
+        if (ppid == parent_pid and b"multinode.runtime.runner" in commands.get(pid, b"")) or ppid in servers
     ]
 
 
@@ -906,7 +906,7 @@ def breakdown_floor(floor: FloorHarness) -> list[dict[str, Any]]:
 
 
 def deploy_tasks() -> None:
-    from multinode._deploy import UPGRADE_OR_CREATE, deploy
+    from multinode.admin.deploy import UPGRADE_OR_CREATE, deploy
 
     deploy(TASKS, PROJECT, mode=UPGRADE_OR_CREATE)
 
@@ -1001,7 +1001,7 @@ def stage_get(run: Run) -> None:
 
 
 def stage_list(run: Run) -> None:
-    from multinode._engine import invocations_query
+    from multinode.engine.engine import invocations_query
 
     log(f".list x{run.sizes.list_samples} and one visibility page x{run.sizes.list_samples}")
     noop = fn("noop")
@@ -1160,7 +1160,7 @@ def _metrics(run: Run) -> list[Metric]:
 
 
 def machine_info() -> dict[str, Any]:
-    from multinode._devserver import temporal_binary
+    from multinode.admin.devserver import temporal_binary
 
     def command_output(*args: str) -> str:
         try:

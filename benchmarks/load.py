@@ -79,9 +79,9 @@ def main() -> int:
     })
     from multinode import get_deployed_function
     from multinode._client import default_client
-    from multinode._codec import encode_arguments
-    from multinode._deploy import UPGRADE_OR_CREATE, deploy
-    from multinode._devserver import DevServer, DevServerConfig
+    from multinode.admin.deploy import UPGRADE_OR_CREATE, deploy
+    from multinode.admin.devserver import DevServer, DevServerConfig
+    from multinode.contract.codec import encode_arguments
 
     server = DevServer(DevServerConfig(home=home, port=port, headless=True)).start()
     workers = [

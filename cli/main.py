@@ -1,6 +1,6 @@
 """`multinode`: manage the control plane, deploy tasks folders, inspect and invoke functions.
 
-A thin shell over the SDK (`multinode._admin`, `multinode.get_deployed_function`): every command
+A thin shell over the SDK (`multinode.admin.admin`, `multinode.get_deployed_function`): every command
 parses its options, calls one SDK function and prints the answer, as text or, with `--json`, as
 JSON for scripts. Times are UTC and marked as such.
 
@@ -28,7 +28,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from multinode import _names
+from multinode.contract import names as _names
 from multinode.errors import (
     ControlPlaneUnavailableError,
     InvocationError,
@@ -174,8 +174,8 @@ def dev(port: int, ui_port: int, headless: bool) -> None:
     """
     import asyncio
 
-    from multinode._devserver import DevServer, DevServerConfig
-    from multinode._settings import ConnectionSettings, multinode_home
+    from multinode.admin.devserver import DevServer, DevServerConfig
+    from multinode.contract.connection import ConnectionSettings, multinode_home
     from temporal_workers.settings import load_worker_settings
     from temporal_workers.worker import run_worker
 
@@ -258,7 +258,7 @@ def login(
       multinode login --api-url temporal.example.com:7233 --api-key "$KEY"
       multinode login                  # prompts for both
     """
-    from multinode import _admin
+    from multinode.admin import admin as _admin
 
     if api_url is None:
         api_url = click.prompt("Control plane address (host:port)", default=f"127.0.0.1:{_names.DEFAULT_PORT}")
@@ -286,7 +286,7 @@ def logout() -> None:
     Example:
       multinode logout
     """
-    from multinode import _admin
+    from multinode.admin import admin as _admin
 
     path = _admin.stored_profile_path()
     if _admin.logout():
@@ -331,7 +331,7 @@ def _project_name(option: str | None, legacy: tuple[str, ...]) -> str:
 
 
 def _echo_json(value: Any) -> None:
-    from multinode._admin import to_json
+    from multinode.admin.admin import to_json
 
     click.echo(json.dumps(to_json(value), indent=2, default=repr))
 
@@ -371,7 +371,7 @@ def deploy(path: Path, legacy: tuple[str, ...], project_name: str | None, as_jso
     Example:
       multinode deploy tasks/ --project-name=my_project
     """
-    from multinode import _admin
+    from multinode.admin import admin as _admin
 
     _print_version(_admin.deploy(path, _project_name(project_name, legacy)), as_json)
 
@@ -393,7 +393,7 @@ def upgrade(path: Path, legacy: tuple[str, ...], project_name: str | None, creat
       multinode upgrade tasks/ --project-name=my_project
       multinode upgrade tasks/ --project-name=my_project --deploy   # create it if missing
     """
-    from multinode import _admin
+    from multinode.admin import admin as _admin
 
     _print_version(_admin.upgrade(path, _project_name(project_name, legacy), create=create), as_json)
 
@@ -413,7 +413,7 @@ def undeploy(legacy: tuple[str, ...], project_name: str | None, yes: bool, wait_
     Example:
       multinode undeploy --project-name=my_project --yes
     """
-    from multinode import _admin
+    from multinode.admin import admin as _admin
 
     name = _project_name(project_name, legacy)
     in_flight = _admin.in_flight_invocations(name)
@@ -453,7 +453,7 @@ def list_(as_json: bool) -> None:
       multinode list
       multinode list --json | jq -r '.[].project_name'
     """
-    from multinode import _admin
+    from multinode.admin import admin as _admin
 
     projects = _admin.list_projects()
     if as_json:
@@ -510,7 +510,7 @@ def describe(
     Example:
       multinode describe --project-name=my_project --function-name=add
     """
-    from multinode import _admin
+    from multinode.admin import admin as _admin
 
     extra = _legacy_options(legacy, ["project-name", "version-id", "function-name", "invocation-id"])
     project = _option(project_name, extra, "project-name", required=True)
@@ -542,7 +542,7 @@ def describe(
 
 
 def _print_project(d: Any) -> None:
-    from multinode._admin import _utc, format_utc
+    from multinode.admin.admin import _utc, format_utc
 
     state = " — being undeployed" if d.closing else ""
     click.echo(f"project {d.project_name} (created {format_utc(d.created_at)}){state}")
@@ -559,7 +559,7 @@ def _print_project(d: Any) -> None:
 
 
 def _print_function(d: Any) -> None:
-    from multinode._admin import format_utc
+    from multinode.admin.admin import format_utc
 
     spec, o = d.function, d.function.options
     click.echo(f"function {spec.name} of project {d.project_name}, version {d.version.version_id}")
@@ -586,7 +586,7 @@ def _print_function(d: Any) -> None:
 
 
 def _print_invocation(d: Any) -> None:
-    from multinode._admin import format_utc
+    from multinode.admin.admin import format_utc
 
     click.echo(f"invocation {d.invocation_id}")
     fields = [
@@ -659,8 +659,8 @@ def logs(
       multinode logs --project-name=my_project --function-name=add --invocation-id=inv-01...
       multinode logs --invocation-id=inv-01... --attempt 2 --follow
     """
-    from multinode import _admin
-    from multinode._logs import iter_lines
+    from multinode.admin import admin as _admin
+    from multinode.admin.logs import iter_lines
 
     extra = _legacy_options(legacy, ["project-name", "function-name", "invocation-id", "attempt"])
     invocation = _option(invocation_id, extra, "invocation-id", required=True)

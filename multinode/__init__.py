@@ -25,7 +25,7 @@ from multinode._invocation import (
     InvocationIdsList,
     InvocationStatus,
 )
-from multinode._options import FunctionOptions
+from multinode.contract.options import FunctionOptions
 
 __version__ = "0.1.0"
 

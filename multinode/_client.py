@@ -15,10 +15,10 @@ from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from multinode._settings import ConnectionSettings, resolve_settings
+from multinode.contract.connection import ConnectionSettings, resolve_settings
 
 if TYPE_CHECKING:
-    from multinode._engine import Engine
+    from multinode.engine.engine import Engine
 
 T = TypeVar("T")
 
@@ -83,7 +83,7 @@ class Client:
         return self._engine
 
     async def _connect(self) -> Engine:
-        from multinode import _engine
+        from multinode.engine import engine as _engine
 
         client = await _engine.connect(self.settings)
         return _engine.Engine(client, self.settings)

@@ -11,10 +11,10 @@ from collections.abc import Callable, Generator
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 
-from multinode import _limits as L
 from multinode._function import Function
-from multinode._ids import check_name
-from multinode._options import parse_options
+from multinode.contract import limits as L
+from multinode.contract.ids import check_name
+from multinode.contract.options import parse_options
 from multinode.errors import InvalidOptionError
 
 P = ParamSpec("P")

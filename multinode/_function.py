@@ -10,8 +10,6 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TextIO, TypeVar
 
-from multinode import _codec, _limits
-from multinode._ids import check_invocation_id, check_name, check_version_id, new_invocation_id
 from multinode._invocation import (
     Attempt,
     ErrorDetails,
@@ -20,7 +18,9 @@ from multinode._invocation import (
     InvocationStatus,
     utc,
 )
-from multinode._options import FunctionOptions
+from multinode.contract import codec, limits
+from multinode.contract.ids import check_invocation_id, check_name, check_version_id, new_invocation_id
+from multinode.contract.options import FunctionOptions
 from multinode.errors import (
     FunctionDoesNotExistError,
     InvalidOptionError,
@@ -33,8 +33,14 @@ from multinode.errors import (
 
 if TYPE_CHECKING:
     from multinode._client import Client
-    from multinode._engine import Engine
-    from multinode._wire import ErrorInfo, FunctionSpec, InvocationInput, InvocationRecord, VersionManifest
+    from multinode.contract.records import (
+        ErrorInfo,
+        FunctionSpec,
+        InvocationInput,
+        InvocationRecord,
+        VersionManifest,
+    )
+    from multinode.engine.engine import Engine
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -131,11 +137,11 @@ class Function(Generic[P, R]):
         free again when this invocation ends, however it ends.
         """
         lock = _check_lock_key(kwargs.pop("lock", None))
-        encoded = _codec.encode_arguments(args, dict(kwargs))
+        encoded = codec.encode_arguments(args, dict(kwargs))
         return self.client.run(self._start_async(*encoded, lock=lock))
 
     async def _start_async(self, args: list[str], kwargs: dict[str, str], lock: str | None = None) -> str:
-        from multinode._wire import InvocationInput, LockInput
+        from multinode.contract.records import InvocationInput, LockInput
 
         engine = await self.client.engine()
         manifest, spec = await self._spec(engine)
@@ -225,7 +231,7 @@ class Function(Generic[P, R]):
 
     def call_remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Start an invocation and wait for its result."""
-        encoded = _codec.encode_arguments(args, dict(kwargs))
+        encoded = codec.encode_arguments(args, dict(kwargs))
 
         async def call() -> R:
             return await self._await_async(await self._start_async(*encoded))
@@ -265,7 +271,7 @@ class Function(Generic[P, R]):
 
     def list_ids(self) -> list[str]:
         """Every invocation id of this function, newest first."""
-        from multinode._engine import invocations_query
+        from multinode.engine.engine import invocations_query
 
         async def collect() -> list[str]:
             engine = await self.client.engine()
@@ -278,7 +284,7 @@ class Function(Generic[P, R]):
         """The 50 most recent invocation ids, newest first. Pass the returned `offset` back for
         the next page; it is None on the last page. Each invocation appears exactly once across
         the pages, even while invocations finish during the paging."""
-        from multinode._engine import invocations_query
+        from multinode.engine.engine import invocations_query
 
         if offset is not None:
             check_invocation_id(offset)
@@ -287,7 +293,7 @@ class Function(Generic[P, R]):
             engine = await self.client.engine()
             query = invocations_query(self.project_name, self.name)
             unarchived = invocations_query(self.project_name, self.name, archived=False)
-            ids, more = await engine.list_page(query, offset, _limits.LIST_PAGE_SIZE, unarchived)
+            ids, more = await engine.list_page(query, offset, limits.LIST_PAGE_SIZE, unarchived)
             return InvocationIdsList(invocation_ids=ids, offset=ids[-1] if more and ids else None)
 
         return self.client.run(page())
@@ -343,7 +349,7 @@ class Function(Generic[P, R]):
                         arguments = next(source)
                     except StopIteration:
                         break
-                    encoded = _codec.encode_arguments(tuple(arguments), {})
+                    encoded = codec.encode_arguments(tuple(arguments), {})
                     if window is None:
                         window = self.client.run(self._map_window())
                     pending.append(self.client.submit(self._start_async(*encoded)))
@@ -461,7 +467,7 @@ def _to_invocation(record: InvocationRecord, terminated: bool) -> Invocation[Any
         function_name=record.function_name,
         version_id=record.version_id,
         status=InvocationStatus(record.status),
-        result=_codec.decode(record.result) if record.has_result else None,
+        result=codec.decode(record.result) if record.has_result else None,
         error=str(details) if details else None,
         error_details=details,
         terminated=terminated,

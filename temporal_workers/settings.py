@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from multinode._settings import ConnectionSettings, multinode_home, resolve_settings
+from multinode.contract.connection import ConnectionSettings, multinode_home, resolve_settings
 from multinode.errors import InvalidOptionError
 
 

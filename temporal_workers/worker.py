@@ -14,19 +14,22 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from multinode import _engine, _names
-from multinode._wire import ArchiverState
-from temporal_workers import archiver_workflow, invocation_workflow, quota_workflow
-from temporal_workers.archiver_workflow import ArchiverWorkflow
-from temporal_workers.attempt_activity import AttemptActivities
+from multinode.contract import names
+from multinode.contract.records import ArchiverState
+from multinode.engine import engine as _engine
+from temporal_workers.activities.attempt import AttemptActivities
+from temporal_workers.activities.coordination import CoordinationActivities
 from temporal_workers.backends import ContainerBackend
-from temporal_workers.coordination_activities import CoordinationActivities
-from temporal_workers.invocation_workflow import InvocationWorkflow
-from temporal_workers.lock_workflow import LockWorkflow
-from temporal_workers.project_workflow import ProjectWorkflow
-from temporal_workers.quota_leases import EngineLeaseChannel, QuotaLeases
-from temporal_workers.quota_workflow import QuotaWorkflow
+from temporal_workers.quota.leases import EngineLeaseChannel, QuotaLeases
 from temporal_workers.settings import WorkerSettings
+from temporal_workers.workflows import archiver as archiver_workflow
+from temporal_workers.workflows import invocation as invocation_workflow
+from temporal_workers.workflows import quota as quota_workflow
+from temporal_workers.workflows.archiver import ArchiverWorkflow
+from temporal_workers.workflows.invocation import InvocationWorkflow
+from temporal_workers.workflows.lock import LockWorkflow
+from temporal_workers.workflows.project import ProjectWorkflow
+from temporal_workers.workflows.quota import QuotaWorkflow
 
 log = logging.getLogger("multinode.worker")
 
@@ -37,11 +40,11 @@ HEARTBEAT_THROTTLE = timedelta(milliseconds=300)
 
 def make_backend(settings: WorkerSettings) -> ContainerBackend:
     if settings.backend == "local":
-        from temporal_workers.backends.local import LocalBackend
+        from temporal_workers.backends.local.backend import LocalBackend
 
         return LocalBackend(settings)
     if settings.backend == "fargate":
-        from temporal_workers.backends.fargate import FargateBackend
+        from temporal_workers.backends.fargate.backend import FargateBackend
 
         backend: ContainerBackend = FargateBackend.from_environment(settings)
         return backend
@@ -100,9 +103,9 @@ async def ensure_archiver(client: Client, settings: WorkerSettings) -> None:
     """One archiver per task queue, whichever worker starts first."""
     queue = settings.connection.task_queue
     await client.start_workflow(
-        _names.ARCHIVER_WORKFLOW,
+        names.ARCHIVER_WORKFLOW,
         ArchiverState(cursor=0.0),
-        id=_names.archiver_workflow_id(queue),
+        id=names.archiver_workflow_id(queue),
         task_queue=queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"keeps finished invocations of task queue {queue} past retention",

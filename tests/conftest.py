@@ -81,7 +81,7 @@ def running_control_plane(
 ) -> Iterator[ControlPlane]:
     """A dev server on free ports and one worker; the SDK points at it while it runs."""
     from multinode import _client
-    from multinode._devserver import DevServer, DevServerConfig
+    from multinode.admin.devserver import DevServer, DevServerConfig
 
     port = free_port_block()
     config = DevServerConfig(home=home, port=port, headless=True, extra_dynamic_config=extra_dynamic_config)
@@ -141,7 +141,7 @@ def write_tasks(folder: Path, main_py: str, **files: str) -> Path:
 @pytest.fixture
 def deploy_tasks(control_plane: ControlPlane, project_name: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Deploy a tasks folder (a path, or main.py source) as this test's project."""
-    from multinode._deploy import deploy
+    from multinode.admin.deploy import deploy
 
     def _deploy(source: Path | str, **files: str):  # type: ignore[no-untyped-def]
         folder = source if isinstance(source, Path) else write_tasks(tmp_path / "tasks", source, **files)
@@ -165,7 +165,7 @@ def client_for_queue(queue: str):  # type: ignore[no-untyped-def]
     """An SDK client on the session's control plane but another task queue (for tests that run
     their own workers, or none)."""
     from multinode._client import Client
-    from multinode._settings import resolve_settings
+    from multinode.contract.connection import resolve_settings
 
     base = resolve_settings()
     return Client(type(base)(base.api_url, None, base.namespace, queue, "environment"))

@@ -32,4 +32,4 @@ WORKDIR /home/multinode
 
 # Exec form keeps Python as the process that receives SIGTERM from StopTask
 # (ECS adds an init process via initProcessEnabled; use `docker run --init` locally).
-ENTRYPOINT ["python", "-m", "temporal_workers.container"]
+ENTRYPOINT ["python", "-m", "multinode.runtime.fargate_container"]

@@ -10,9 +10,9 @@ import time
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-from multinode import _runner
-from multinode._settings import ConnectionSettings
-from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest, ErrorInfo
+from multinode.contract.connection import ConnectionSettings
+from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, ErrorInfo
+from multinode.runtime import runner
 
 
 class AttemptSession(Protocol):
@@ -80,5 +80,5 @@ def attempt_environment(request: AttemptRequest, connection: ConnectionSettings)
         "MULTINODE_VERSION_ID": invocation.version_id,
         "MULTINODE_INVOCATION_ID": invocation.invocation_id,
         "MULTINODE_ATTEMPT": str(request.attempt_number),
-        _runner.ENV_FUNCTION: invocation.function_name,
+        runner.ENV_FUNCTION: invocation.function_name,
     }

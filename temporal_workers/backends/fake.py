@@ -7,7 +7,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 
-from multinode._wire import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
+from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
 from temporal_workers.backends import AttemptSession, ContainerBackend
 
 Script = Callable[[AttemptRequest, int], AttemptOutcome | Awaitable[AttemptOutcome]]

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 import multinode as mn
-from cli.main import cli
 from multinode import InvocationStatus, _client, errors
+from multinode_cli.main import cli
 from tests.conftest import REPO, ControlPlane, free_port_block, wait_until, write_tasks
 
 pytestmark = [pytest.mark.e2e]
@@ -47,7 +47,7 @@ def fails(exit_code: int, *args: str, input: str | None = None) -> str:
 
 
 def cli_process(control_plane: ControlPlane, *args: str, **popen: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=control_plane.env, cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "multinode_cli.main", *args], env=control_plane.env, cwd=REPO,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
@@ -93,9 +93,10 @@ def test_login_against_the_real_server(control_plane: ControlPlane, tmp_path: Pa
         wrong = fails(3, "login", "--api-url", f"127.0.0.1:{free_port_block(1)}")
         assert "cannot reach" in wrong
         assert not profile.exists()
-        from multinode import _names
 
-        monkeypatch.setattr(_names, "DEFAULT_PORT", free_port_block(1))
+        from multinode.contract import names
+
+        monkeypatch.setattr(names, "DEFAULT_PORT", free_port_block(1))
         line = fails(3, "list")  # back to the default (a local `multinode dev`): none runs there
         assert "multinode dev" in line
     finally:
@@ -428,9 +429,9 @@ def test_registry_survives_a_restart_and_needs_only_the_address(
     """Projects and versions live in the control plane: after a hard restart of everything, a
     process with only the address (no local state) lists and describes them."""
     from multinode._client import Client
-    from multinode._deploy import deploy
-    from multinode._devserver import DevServer, DevServerConfig
-    from multinode._settings import ConnectionSettings
+    from multinode.admin.deploy import deploy
+    from multinode.admin.devserver import DevServer, DevServerConfig
+    from multinode.contract.connection import ConnectionSettings
 
     monkeypatch.setenv("MULTINODE_HOME", str(tmp_path / "deployer-home"))
     config = DevServerConfig(home=tmp_path / "cp", port=free_port_block(), headless=True)
@@ -453,7 +454,7 @@ def test_registry_survives_a_restart_and_needs_only_the_address(
                "MULTINODE_HOME": str(tmp_path / "empty-home"), "MULTINODE_API_URL": config.address}
 
         def cli_json(*args: str) -> Any:
-            completed = subprocess.run([sys.executable, "-m", "cli.main", *args, "--json"], env=env, check=False,
+            completed = subprocess.run([sys.executable, "-m", "multinode_cli.main", *args, "--json"], env=env, check=False,
                                        cwd=REPO, capture_output=True, text=True, timeout=60)
             assert completed.returncode == 0, completed.stderr
             return json.loads(completed.stdout)

@@ -1,6 +1,6 @@
 """The Fargate path end to end without AWS: a moto server plays S3, ECS and CloudWatch Logs,
 and a harness plays Fargate itself. When the backend runs a task, the harness starts the
-function image's entrypoint (`python -m temporal_workers.container`) as a local process with
+function image's entrypoint (`python -m multinode.runtime.fargate_container`) as a local process with
 the environment the task definition and the overrides give it; StopTask becomes SIGTERM, then
 SIGKILL after the stop timeout; describe_tasks reports the process's real state and exit code.
 
@@ -27,14 +27,12 @@ from typing import Any
 import boto3
 import pytest
 
-from multinode import _codec
-from multinode._cloudwatch_logs import read_function_logs, stream_name
-from multinode._ids import new_invocation_id, new_version_id
-from multinode._options import FunctionOptions
-from multinode._package import build_package, sha256_hex
-from multinode._s3_store import S3PackageStore
-from multinode._settings import ConnectionSettings
-from multinode._wire import (
+from multinode.admin.cloudwatch import read_function_logs, stream_name
+from multinode.contract import codec
+from multinode.contract.connection import ConnectionSettings
+from multinode.contract.ids import new_invocation_id, new_version_id
+from multinode.contract.options import FunctionOptions
+from multinode.contract.records import (
     AttemptOutcome,
     AttemptProgress,
     AttemptRequest,
@@ -42,7 +40,9 @@ from multinode._wire import (
     Outcome,
     PackageRef,
 )
-from temporal_workers.backends.fargate import (
+from multinode.storage.package import build_package, sha256_hex
+from multinode.storage.s3 import S3PackageStore
+from temporal_workers.backends.fargate.backend import (
     LOG_STREAM_PREFIX,
     EcsApi,
     FargateBackend,
@@ -253,7 +253,7 @@ class LocalFargate(EcsApi):
         env = self._environment(task_arn, params)
         self.environments[task_arn] = env
         process = subprocess.Popen(
-            [sys.executable, "-m", "temporal_workers.container"],
+            [sys.executable, "-m", "multinode.runtime.fargate_container"],
             env=env, cwd=env["HOME"], stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
@@ -373,7 +373,7 @@ def attempt(deployed: Deployed, function: str, *args: Any, timeout_seconds: floa
         options=FunctionOptions(timeout_seconds=timeout_seconds),
         package=deployed.package,
         requirements_sha256=None,
-        args=[_codec.encode(value, "argument") for value in args],
+        args=[codec.encode(value, "argument") for value in args],
         kwargs={},
         created_at=time.time(),
     )
@@ -413,15 +413,15 @@ async def test_a_result_comes_back_and_the_logs_reach_cloudwatch(
     request = attempt(deployed, "greet", "fargate")
     outcome = await deployed.backend.run_attempt(request, session)
     assert outcome.outcome == Outcome.SUCCEEDED, outcome
-    assert _codec.decode(outcome.value) == "hello fargate" and outcome.exit_code == 0
+    assert codec.decode(outcome.value) == "hello fargate" and outcome.exit_code == 0
     assert session.started and outcome.started_at is not None
     task_arn = only_task(deployed)
     env = deployed.fargate.environments[task_arn]
     assert env["MULTINODE_FUNCTION"] == "greet" and "fargate" not in env.values()
     assert "hello from the container, fargate" in function_logs(deployed, task_arn)
     # `multinode logs` finds the same stream through the task the worker recorded.
-    from multinode._cloudwatch_logs import CloudWatchLogSource
-    from multinode._logs import find_log_source, iter_lines
+    from multinode.admin.cloudwatch import CloudWatchLogSource
+    from multinode.admin.logs import find_log_source, iter_lines
 
     monkeypatch.setenv("MULTINODE_PACKAGE_STORE", f"s3://{BUCKET}/store")
     source = find_log_source(request.invocation.invocation_id, request.attempt_number)
@@ -435,8 +435,8 @@ async def test_progress_is_heartbeated_while_the_task_runs(deployed: Deployed) -
     session = FakeSession()
     outcome = await deployed.backend.run_attempt(attempt(deployed, "count", 6, 0.4), session)
     assert outcome.outcome == Outcome.SUCCEEDED, outcome
-    assert _codec.decode(outcome.value) == 6
-    seen = {_codec.decode(p.value) for p in session.heartbeats if p.has_value}
+    assert codec.decode(outcome.value) == 6
+    seen = {codec.decode(p.value) for p in session.heartbeats if p.has_value}
     assert len(seen - {6}) >= 2  # intermediate yields arrived before the end
 
 

@@ -169,7 +169,7 @@ def test_bad_starts_create_nothing(control_plane: ControlPlane, deploy_tasks) ->
 )
 def test_deploy_refuses_bad_folders(control_plane: ControlPlane, project_name: str, tmp_path: Path,
                                     files: dict[str, str], message: str) -> None:
-    from multinode._deploy import deploy
+    from multinode.admin.deploy import deploy
 
     folder = tmp_path / "tasks"
     folder.mkdir()
@@ -184,7 +184,7 @@ def test_deploy_refuses_bad_folders(control_plane: ControlPlane, project_name: s
 def test_cli_deploy_accepts_both_spellings(control_plane: ControlPlane, project_name: str, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from multinode_cli.main import cli
 
     folder = copy_example_tasks(tmp_path / "example")
     result = CliRunner().invoke(cli, ["deploy", str(folder), f"project-name={project_name}"])
@@ -213,7 +213,7 @@ def test_application_needs_only_the_address(control_plane: ControlPlane, deploy_
 
 def test_unreachable_control_plane_is_one_clear_error(tmp_path: Path) -> None:
     from multinode._client import Client
-    from multinode._settings import ConnectionSettings
+    from multinode.contract.connection import ConnectionSettings
 
     client = Client(ConnectionSettings("127.0.0.1:1", None, "default", "q", "default"))
     fn = mn.Function("f", project_name="p", client=client)

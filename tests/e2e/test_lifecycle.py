@@ -254,7 +254,7 @@ def test_huge_errors_are_capped_but_never_lost(project: str) -> None:
 
 
 def test_memory_limit_is_enforced(project: str, control_plane: ControlPlane) -> None:
-    from temporal_workers.backends.cgroups import CgroupLimiter
+    from temporal_workers.backends.local.cgroups import CgroupLimiter
 
     if not CgroupLimiter().enabled:
         pytest.skip("no writable cgroup tree here; the worker logs that limits are off")
@@ -303,7 +303,7 @@ def test_time_spent_pending_does_not_count_against_the_timeout(
 
 
 def test_cpu_limit_is_enforced(deploy_tasks) -> None:
-    from temporal_workers.backends.cgroups import CgroupLimiter
+    from temporal_workers.backends.local.cgroups import CgroupLimiter
 
     if not CgroupLimiter().enabled:
         pytest.skip("no writable cgroup tree here; the worker logs that limits are off")

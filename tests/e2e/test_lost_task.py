@@ -17,11 +17,12 @@ from temporalio.client import Client as TemporalClient
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 import multinode as mn
-from multinode import InvocationStatus, _names
-from multinode._wire import AttemptOutcome, AttemptRequest
-from temporal_workers.coordination_activities import CoordinationActivities
-from temporal_workers.invocation_workflow import InvocationWorkflow
-from temporal_workers.quota_workflow import QuotaWorkflow
+from multinode import InvocationStatus
+from multinode.contract import names
+from multinode.contract.records import AttemptOutcome, AttemptRequest
+from temporal_workers.activities.coordination import CoordinationActivities
+from temporal_workers.workflows.invocation import InvocationWorkflow
+from temporal_workers.workflows.quota import QuotaWorkflow
 from tests.conftest import HEARTBEAT_TIMEOUT_SECONDS, ControlPlane, client_for_queue, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
@@ -30,7 +31,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 def _black_hole_worker(address: str, queue: str, ready: threading.Event, stop: threading.Event) -> None:
     taken = threading.Event()
 
-    @activity.defn(name=_names.RUN_ATTEMPT_ACTIVITY)
+    @activity.defn(name=names.RUN_ATTEMPT_ACTIVITY)
     async def swallow(request: AttemptRequest) -> AttemptOutcome:
         taken.set()
         while not stop.is_set():  # never heartbeats, never finishes on its own

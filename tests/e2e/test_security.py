@@ -94,7 +94,7 @@ def test_secrets_and_payloads_stay_where_they_belong(
 
 def test_api_key_never_appears_in_settings_or_errors() -> None:
     from multinode._client import Client
-    from multinode._settings import ConnectionSettings
+    from multinode.contract.connection import ConnectionSettings
 
     settings = ConnectionSettings("127.0.0.1:1", "mn-key-abcdef123456", "default", "q", "environment")
     assert "mn-key-abcdef123456" not in repr(settings)

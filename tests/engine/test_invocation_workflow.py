@@ -12,7 +12,7 @@ import pytest
 
 import multinode as mn
 from multinode import InvocationStatus, errors
-from multinode._wire import AttemptOutcome, AttemptRequest, ErrorInfo, Outcome
+from multinode.contract.records import AttemptOutcome, AttemptRequest, ErrorInfo, Outcome
 from temporal_workers.backends import InfrastructureError
 from temporal_workers.backends.fake import FakeBackend, echo_first_argument
 from tests.conftest import ControlPlane, wait_until
@@ -41,7 +41,7 @@ def fake_worker(control_plane: ControlPlane):  # type: ignore[no-untyped-def]
     """Yields a function that starts an in-test worker with a scripted backend and returns a
     client bound to its task queue."""
     from multinode._client import Client
-    from multinode._settings import resolve_settings
+    from multinode.contract.connection import resolve_settings
     from temporal_workers.settings import load_worker_settings
     from temporal_workers.worker import build_worker
 
@@ -55,7 +55,7 @@ def fake_worker(control_plane: ControlPlane):  # type: ignore[no-untyped-def]
         ready, stop = threading.Event(), threading.Event()
 
         async def run() -> None:
-            from multinode._engine import connect
+            from multinode.engine.engine import connect
             from temporal_workers.worker import new_leases
 
             engine_client = await connect(connection)
@@ -134,7 +134,7 @@ def test_state_query_matches_get(fake_worker, deploy_tasks) -> None:  # type: ig
 def test_starts_follow_upgrades_and_undeploys_made_elsewhere(fake_worker, project_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`.start` reads the project from a cache that follows the registry: another process's
     upgrade is picked up, and its undeploy refuses starts, without this client asking."""
-    from multinode import _admin
+    from multinode.admin import admin as _admin
     from tests.conftest import client_for_queue, write_tasks
 
     client = fake_worker(FakeBackend())
@@ -164,11 +164,11 @@ def test_starts_follow_upgrades_and_undeploys_made_elsewhere(fake_worker, projec
 
 def test_list_pages_each_invocation_exactly_once(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
     """500 invocations, some still finishing while the pages are read."""
-    from multinode import _codec
+    from multinode.contract import codec
 
     client = fake_worker(FakeBackend())
     f = _function(client, deploy_tasks)
-    futures = [client.submit(f._start_async(*_codec.encode_arguments((i,), {}))) for i in range(500)]
+    futures = [client.submit(f._start_async(*codec.encode_arguments((i,), {}))) for i in range(500)]
     started = [future.result(timeout=120) for future in futures]
     # Listings follow starts within the engine's visibility lag (tens of ms, more in a burst).
     wait_until(lambda: len(f.list_ids()) == 500, timeout=30, message="visibility to catch up")
@@ -201,7 +201,7 @@ def test_map_draws_progress(fake_worker, deploy_tasks) -> None:  # type: ignore[
 
 
 def test_map_reads_its_input_lazily(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
-    from multinode._limits import MAX_CONCURRENCY_DEFAULT
+    from multinode.contract.limits import MAX_CONCURRENCY_DEFAULT
 
     async def slow_after_five(request: AttemptRequest, run: int) -> AttemptOutcome:
         if int(request.invocation.args[0]) > 5:  # still running when the map is abandoned
@@ -231,10 +231,10 @@ def test_the_semaphore_tells_lease_holders_by_memo_when_invocations_wait(fake_wo
     """A lease holder learns by a read (no workflow task) whether anybody waits at the
     semaphore: false while nobody does, true while an invocation queues, false once it had its
     turn."""
-    from multinode import _names
-    from multinode._ids import new_invocation_id
-    from multinode._wire import LeaseRequest, QuotaRequest
-    from temporal_workers.quota_leases import EngineLeaseChannel
+    from multinode.contract import names
+    from multinode.contract.ids import new_invocation_id
+    from multinode.contract.records import LeaseRequest, QuotaRequest
+    from temporal_workers.quota.leases import EngineLeaseChannel
 
     client = fake_worker(FakeBackend())
     project, function = f"memo-{uuid.uuid4().hex[:8]}", "f"
@@ -247,8 +247,8 @@ def test_the_semaphore_tells_lease_holders_by_memo_when_invocations_wait(fake_wo
         grant = await channel.sync(LeaseRequest("w1", project, function, limit=1, keep=0, want=1))
         assert (grant.count, grant.contended) == (1, False)
         seen.append(await channel.contended(project, function))
-        await temporal.get_workflow_handle(_names.quota_workflow_id(project, function)).signal(
-            _names.QUOTA_ACQUIRE_SIGNAL, QuotaRequest(project, function, waiter_id, limit=1, attempt_number=1)
+        await temporal.get_workflow_handle(names.quota_workflow_id(project, function)).signal(
+            names.QUOTA_ACQUIRE_SIGNAL, QuotaRequest(project, function, waiter_id, limit=1, attempt_number=1)
         )
         seen.append(await _until(lambda: channel.contended(project, function), True))
         # The lease goes back: the waiter gets the slot (its invocation does not exist, so the

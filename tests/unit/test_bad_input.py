@@ -11,7 +11,7 @@ import pytest
 
 import multinode as mn
 from multinode import errors
-from multinode._ids import check_name
+from multinode.contract.ids import check_name
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from temporal_workers.backends.cgroups import CgroupLimiter
+from temporal_workers.backends.local.cgroups import CgroupLimiter
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -21,11 +21,16 @@ import pytest
 from click.testing import CliRunner, Result
 
 import multinode
-from cli import main as cli_main
-from cli.main import cli
-from multinode import _admin, _client, _engine, _logs, _names, _profile
-from multinode._settings import ConnectionSettings, resolve_settings
+from multinode import _client
+from multinode.admin import admin as _admin
+from multinode.admin import logs as _logs
+from multinode.admin import profile as _profile
+from multinode.contract import names
+from multinode.contract.connection import ConnectionSettings, resolve_settings
+from multinode.engine import engine as _engine
 from multinode.errors import InvocationFailedError
+from multinode_cli import main as cli_main
+from multinode_cli.main import cli
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -128,12 +133,12 @@ def test_usage_errors_are_one_line_with_exit_code_2(args: list[str], fragment: s
 
 def test_usage_errors_are_one_line_from_the_console_entry_point() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "cli.main", "describe"], capture_output=True, text=True, check=False,
+        [sys.executable, "-m", "multinode_cli.main", "describe"], capture_output=True, text=True, check=False,
         cwd=REPO, timeout=30, env={**os.environ, "MULTINODE_HOME": "/nonexistent-mn-home"},
     )
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [
-        "error: give --project-name=... (see `python -m cli.main describe --help`)"
+        "error: give --project-name=... (see `python -m multinode_cli.main describe --help`)"
     ]
 
 
@@ -186,7 +191,7 @@ def test_unreachable_control_plane_is_one_line_and_exit_3(
     args: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     port = closed_port()
-    monkeypatch.setattr(_names, "DEFAULT_PORT", port)  # the default source: a local `multinode dev`
+    monkeypatch.setattr(names, "DEFAULT_PORT", port)  # the default source: a local `multinode dev`
     if args[0] == "upgrade":
         args = [args[0], str(REPO / "tasks"), *args[2:]]
     started = time.monotonic()
@@ -266,7 +271,7 @@ def test_console_entry_point_exits_cleanly_after_connecting(tmp_path: Path) -> N
     env = {k: v for k, v in os.environ.items() if not k.startswith("MULTINODE_")}
     env.update(MULTINODE_HOME=str(tmp_path), MULTINODE_API_URL=f"127.0.0.1:{closed_port()}")
     for _ in range(3):
-        completed = subprocess.run([sys.executable, "-m", "cli.main", "list"], capture_output=True,
+        completed = subprocess.run([sys.executable, "-m", "multinode_cli.main", "list"], capture_output=True,
                                    text=True, cwd=REPO, timeout=30, env=env, check=False)
         assert completed.returncode == 3, completed.stderr
         assert len(completed.stderr.strip().splitlines()) == 1
@@ -334,7 +339,7 @@ def test_login_rejects_a_bad_address_and_stores_nothing(isolated: Path) -> None:
 
 
 def test_precedence_environment_then_profile_then_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert resolve_settings().api_url == f"127.0.0.1:{_names.DEFAULT_PORT}"
+    assert resolve_settings().api_url == f"127.0.0.1:{names.DEFAULT_PORT}"
     assert resolve_settings().source == "default" and not resolve_settings().uses_tls
     assert _profile.resolve_ui_url() == "http://127.0.0.1:8233"
 

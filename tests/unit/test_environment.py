@@ -1,4 +1,4 @@
-"""Unit tests of multinode._environment: cached uv virtual environments per requirements hash.
+"""Unit tests of multinode.runtime.environment: cached uv virtual environments per requirements hash.
 
 The build tests run the real uv against the configured index (PyPI by default).
 """
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from multinode import _environment
-from multinode._environment import (
+from multinode.errors import DeployError, InvalidOptionError
+from multinode.runtime import environment as _environment
+from multinode.runtime.environment import (
     COMPLETE_MARKER,
     RUNTIME_PTH,
     RequirementsInstallError,
@@ -24,8 +25,7 @@ from multinode._environment import (
     failing_packages,
     summarize_uv_error,
 )
-from multinode._package import sha256_hex
-from multinode.errors import DeployError, InvalidOptionError
+from multinode.storage.package import sha256_hex
 
 
 def write_requirements(folder: Path, text: str) -> tuple[Path, str]:

@@ -16,12 +16,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from multinode._cloudwatch_logs import read_function_logs, stream_name
-from multinode._options import FunctionOptions
-from multinode._package import PackageNotFoundError, sha256_hex
-from multinode._s3_store import S3PackageStore
-from multinode._settings import ConnectionSettings
-from multinode._wire import (
+from multinode.admin.cloudwatch import read_function_logs, stream_name
+from multinode.contract.connection import ConnectionSettings
+from multinode.contract.options import FunctionOptions
+from multinode.contract.records import (
     AttemptOutcome,
     AttemptProgress,
     AttemptRequest,
@@ -30,8 +28,10 @@ from multinode._wire import (
     PackageRef,
 )
 from multinode.errors import InvalidOptionError
+from multinode.storage.package import PackageNotFoundError, sha256_hex
+from multinode.storage.s3 import S3PackageStore
 from temporal_workers.backends import InfrastructureError
-from temporal_workers.backends.fargate import (
+from temporal_workers.backends.fargate.backend import (
     ENV_RUN_TOKEN,
     ENV_RUN_URI,
     MAX_OVERRIDES_CHARS,
@@ -510,7 +510,7 @@ def test_ecs_calls_are_well_formed(aws: None, tmp_path: Path) -> None:
     )["taskDefinition"]["taskDefinitionArn"]
     config = FargateConfig("multinode", definition, (subnet,), (group,), "DISABLED",
                            f"s3://{BUCKET}/store", "/g")
-    from temporal_workers.backends.fargate import container_environment, run_task_params
+    from temporal_workers.backends.fargate.backend import container_environment, run_task_params
 
     req = request()
     location = RunLocation.for_attempt(config.package_store, req.invocation.invocation_id, 2)

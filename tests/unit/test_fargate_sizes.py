@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from temporal_workers.backends.fargate_sizes import (
+from temporal_workers.backends.fargate.sizes import (
     FARGATE_SIZES,
     FargateSize,
     smallest_fargate_size,

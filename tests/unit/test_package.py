@@ -1,4 +1,4 @@
-"""Unit tests of multinode._package: deterministic packages, safe extraction, local stores."""
+"""Unit tests of multinode.storage.package: deterministic packages, safe extraction, local stores."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from multinode import _package
-from multinode._package import (
+from multinode.errors import DeployError, InvalidOptionError, MultinodeError
+from multinode.storage import package
+from multinode.storage.package import (
     LocalPackageStore,
     PackageIntegrityError,
     PackageNotFoundError,
@@ -26,7 +27,6 @@ from multinode._package import (
     requirements_sha256,
     sha256_hex,
 )
-from multinode.errors import DeployError, InvalidOptionError, MultinodeError
 
 
 def make_tasks(folder: Path) -> Path:
@@ -122,7 +122,7 @@ def test_content_change_changes_the_hash(tmp_path: Path) -> None:
 @pytest.mark.timeout(30)
 def test_excluded_names_and_suffixes(tmp_path: Path) -> None:
     folder = make_tasks(tmp_path / "tasks")
-    for name in _package.EXCLUDED_NAMES:
+    for name in package.EXCLUDED_NAMES:
         (folder / name).mkdir()
         (folder / name / "junk.txt").write_text("junk")
     (folder / "lib" / "__pycache__").mkdir()
@@ -208,7 +208,7 @@ def test_missing_folder_is_refused(tmp_path: Path) -> None:
 def test_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = make_tasks(tmp_path / "tasks")
     (folder / "data.bin").write_bytes(os.urandom(64 * 1024))
-    monkeypatch.setattr(_package, "MAX_PACKAGE_BYTES", 1000)
+    monkeypatch.setattr(package, "MAX_PACKAGE_BYTES", 1000)
     with pytest.raises(DeployError) as raised:
         build_package(folder)
     assert "1000" in str(raised.value)
@@ -219,7 +219,7 @@ def test_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_size_limit_after_compression(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = make_tasks(tmp_path / "tasks")
     (folder / "zeros.bin").write_bytes(bytes(1024 * 1024))  # compresses to ~1 KiB
-    monkeypatch.setattr(_package, "MAX_PACKAGE_BYTES", 64 * 1024)
+    monkeypatch.setattr(package, "MAX_PACKAGE_BYTES", 64 * 1024)
     build_package(folder)
 
 
@@ -412,9 +412,9 @@ def test_package_store_for_s3_imports_lazily(monkeypatch: pytest.MonkeyPatch) ->
         def __init__(self, spec: str) -> None:
             created.append(spec)
 
-    fake = types.ModuleType("multinode._s3_store")
+    fake = types.ModuleType("multinode.storage.s3")
     fake.S3PackageStore = FakeS3PackageStore  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "multinode._s3_store", fake)
+    monkeypatch.setitem(sys.modules, "multinode.storage.s3", fake)
     store = package_store_for("s3://bucket/prefix")
     assert isinstance(store, FakeS3PackageStore)
     assert created == ["s3://bucket/prefix"]
@@ -431,5 +431,5 @@ def test_package_store_for_refuses_other_schemes(spec: str) -> None:
 
 @pytest.mark.timeout(60)
 def test_importing_the_module_does_not_import_boto3() -> None:
-    code = "import sys, multinode._package; assert 'boto3' not in sys.modules"
+    code = "import sys, multinode.storage.package; assert 'boto3' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=50)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from multinode._page_window import FIRST_SPAN_SECONDS, MAX_NARROWINGS, VisibilityWindow, newest_page
+from multinode.engine.page_window import FIRST_SPAN_SECONDS, MAX_NARROWINGS, VisibilityWindow, newest_page
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(20)]
 

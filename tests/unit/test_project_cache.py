@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from multinode._project_cache import ProjectCache, ProjectSnapshot
-from multinode._wire import PackageRef, VersionManifest
+from multinode.contract.records import PackageRef, VersionManifest
+from multinode.engine.project_cache import ProjectCache, ProjectSnapshot
 from multinode.errors import ProjectDoesNotExistError
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(20)]

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from multinode._wire import LeaseGrant, LeaseRequest
-from temporal_workers import quota_leases
-from temporal_workers.quota_leases import Admission, QuotaLeases
+from multinode.contract.records import LeaseGrant, LeaseRequest
+from temporal_workers.quota import leases as quota_leases
+from temporal_workers.quota.leases import Admission, QuotaLeases
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(20)]
 

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from multinode import _wire
-from multinode._options import FunctionOptions
-from multinode._wire import (
+from multinode.contract import records as _wire
+from multinode.contract.options import FunctionOptions
+from multinode.contract.records import (
     AttemptOutcome,
     AttemptProgress,
     AttemptRecord,
@@ -85,8 +85,8 @@ def test_only_multinode_records_are_planned() -> None:
 
 
 def test_the_engine_converter_decodes_records_with_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
-    from multinode import _engine
-    from multinode._engine import DATA_CONVERTER
+    from multinode.engine import engine as _engine
+    from multinode.engine.engine import DATA_CONVERTER
 
     planned: list[type] = []
 

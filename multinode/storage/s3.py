@@ -1,0 +1,95 @@
+"""Packages in S3: `s3://bucket/prefix` stores each package once, as
+`<prefix>packages/<sha256>.tar.gz`.
+
+Only imported for `s3://` stores, so boto3 is needed only by those who use S3. AWS_ENDPOINT_URL
+(moto, MinIO) is honoured, as are the usual AWS credential and region settings.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+import boto3
+from botocore.exceptions import ClientError
+
+from multinode.errors import InvalidOptionError
+from multinode.storage.package import PackageIntegrityError, PackageNotFoundError, sha256_hex
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+ENV_ENDPOINT_URL = "AWS_ENDPOINT_URL"
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def s3_client(endpoint_url: str | None = None) -> S3Client:
+    """An S3 client; `endpoint_url` (or AWS_ENDPOINT_URL) points it at an S3 stand-in."""
+    endpoint = endpoint_url or os.environ.get(ENV_ENDPOINT_URL) or None
+    return boto3.client("s3", endpoint_url=endpoint)
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """Split `s3://bucket/key/or/prefix` into the bucket and the rest (without a leading /)."""
+    parsed = urlparse(uri)
+    if parsed.scheme.lower() != "s3" or not parsed.netloc:
+        raise InvalidOptionError(f"{uri!r} is not an s3://bucket/... URI")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def normalize_prefix(prefix: str) -> str:
+    """A key prefix that ends in "/" (or is empty), so keys can be appended to it."""
+    stripped = prefix.strip("/")
+    return f"{stripped}/" if stripped else ""
+
+
+def is_missing(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code", "") in _MISSING_CODES
+
+
+class S3PackageStore:
+    """A package store in one bucket, under one prefix."""
+
+    def __init__(self, spec: str, client: S3Client | None = None) -> None:
+        self.bucket, prefix = parse_s3_uri(spec)
+        self.prefix = normalize_prefix(prefix)
+        self._client = client or s3_client()
+
+    def key_for(self, sha256: str) -> str:
+        return f"{self.prefix}packages/{sha256}.tar.gz"
+
+    def put(self, data: bytes, sha256: str) -> str:
+        _check_digest(data, sha256)
+        key = self.key_for(sha256)
+        if not self._exists(key):
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        return f"s3://{self.bucket}/{key}"
+
+    def get(self, uri: str) -> bytes:
+        bucket, key = parse_s3_uri(uri)
+        try:
+            response = self._client.get_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if is_missing(error):
+                raise PackageNotFoundError(f"no package is stored at {uri}") from None
+            raise
+        return response["Body"].read()
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if is_missing(error):
+                return False
+            raise
+        return True
+
+
+def _check_digest(data: bytes, sha256: str) -> None:
+    # The digest becomes part of the key, and a package is named by its content: both must hold.
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise InvalidOptionError(f"{sha256!r} is not a lowercase hex sha256 digest")
+    actual = sha256_hex(data)
+    if actual != sha256:
+        raise PackageIntegrityError(f"package hash mismatch: expected sha256 {sha256}, got {actual}")

@@ -1,0 +1,139 @@
+"""The activity that runs one attempt: it takes a slot of the function's quota (from this worker's
+lease, unless the invocation already holds one from the semaphore), hands the attempt to the
+container backend, bridges the backend to the engine (heartbeats, cancellation, the RUNNING
+notice) and gives the slot back the moment the container is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from multinode.contract import names as _names
+from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
+from temporal_workers.backends import ContainerBackend, InfrastructureError
+from temporal_workers.quota.leases import Admission, QuotaLeases
+
+log = logging.getLogger("multinode.worker")
+
+# While an attempt waits for a slot: often enough for the engine's heartbeat timeout and for a
+# cancel to arrive (cancels reach activities with heartbeat answers), rarely enough that a
+# queue of waiting attempts does not load the control plane.
+ADMISSION_HEARTBEAT_SECONDS = 1.0
+# The longest an attempt queues in its worker for a slot of the worker's lease; after that it
+# queues at the function's semaphore instead (keeping its place: both order by invocation id).
+QUEUE_WAIT_SECONDS = 30.0
+# Pauses before each try of a release.
+RELEASE_DELAYS_SECONDS = (0.0, 0.2, 1.0, 5.0)
+
+
+class _ActivitySession:
+    def __init__(self, client: Client, workflow_id: str, attempt_number: int) -> None:
+        self._client = client
+        self._workflow_id = workflow_id
+        self._attempt_number = attempt_number
+
+    def heartbeat(self, progress: AttemptProgress) -> None:
+        activity.heartbeat(progress)
+
+    async def notify_started(self, started_at: float) -> None:
+        try:
+            await self._client.get_workflow_handle(self._workflow_id).signal(
+                _names.ATTEMPT_STARTED_SIGNAL, args=[started_at, self._attempt_number]
+            )
+        except Exception as exc:  # the status catches up with the outcome anyway
+            log.warning("could not record RUNNING for %s: %s", self._workflow_id, exc)
+
+    def interruption(self) -> str:
+        details = activity.cancellation_details()
+        if details is None or details.cancel_requested:
+            return "cancel"
+        if details.worker_shutdown:
+            return "shutdown"
+        return "timeout"
+
+
+class AttemptActivities:
+    def __init__(self, client: Client, backend: ContainerBackend, leases: QuotaLeases) -> None:
+        self._client = client
+        self._backend = backend
+        self._leases = leases
+        self._releases: set[asyncio.Future[None]] = set()
+
+    @activity.defn(name=_names.RUN_ATTEMPT_ACTIVITY)
+    async def run_attempt(self, request: AttemptRequest) -> AttemptOutcome:
+        info = activity.info()
+        if info.attempt > 1:
+            log.info(
+                "%s attempt %d: engine retry %d (a previous run was lost)",
+                request.invocation.invocation_id, request.attempt_number, info.attempt,
+            )
+        session = _ActivitySession(
+            self._client, info.workflow_id or request.invocation.invocation_id, request.attempt_number
+        )
+        admission = None
+        if request.lease:
+            admission = await self._admit(request, session)
+            if admission is None:
+                return AttemptOutcome(Outcome.NO_SLOT, None, None, None, time.time())
+        try:
+            outcome = await self._backend.run_attempt(request, session)
+        except InfrastructureError as exc:
+            raise ApplicationError(str(exc), type="InfrastructureError") from None
+        finally:
+            if admission is not None:
+                self._leases.release(admission)
+        if admission is None:
+            self._release_quota(request)
+        return dataclasses.replace(outcome, quota_released=True)
+
+    async def _admit(self, request: AttemptRequest, session: _ActivitySession) -> Admission | None:
+        """A slot from this worker's lease, perhaps after queueing for it here. Heartbeats
+        while it waits: an attempt that went quiet would be timed out and run again elsewhere
+        while this one still starts."""
+        invocation = request.invocation
+        # Well inside the attempt's own deadline, which counts from this activity's start.
+        budget = activity.info().start_to_close_timeout
+        max_wait = min(QUEUE_WAIT_SECONDS, budget.total_seconds() / 2) if budget else QUEUE_WAIT_SECONDS
+        admitting = asyncio.ensure_future(self._leases.admit(
+            invocation.project_name, invocation.function_name, invocation.options.max_concurrency,
+            invocation.invocation_id, max_wait, request.attempt_number,
+        ))
+        try:
+            # An admission from the lease takes no time: only a real wait heartbeats (each
+            # heartbeat is a write on the control plane).
+            while not (await asyncio.wait([admitting], timeout=ADMISSION_HEARTBEAT_SECONDS))[0]:
+                session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None))
+        except asyncio.CancelledError:
+            admitting.cancel()
+            admitting.add_done_callback(self._leases.release_if_admitted)
+            raise
+        return admitting.result()
+
+    def _release_quota(self, request: AttemptRequest) -> None:
+        """Hand the slot to the next waiter now that the container is gone, without holding
+        back the attempt's completion for it. The release names its attempt, so it frees
+        nothing if it lands after the invocation asked again for its next attempt; if it is
+        lost, that next attempt reuses the slot, or the semaphore reaps it once the invocation
+        has ended."""
+        task = asyncio.ensure_future(self._send_release(request))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _send_release(self, request: AttemptRequest) -> None:
+        invocation = request.invocation
+        quota = _names.quota_workflow_id(invocation.project_name, invocation.function_name)
+        for delay in RELEASE_DELAYS_SECONDS:
+            await asyncio.sleep(delay)
+            try:
+                await self._client.get_workflow_handle(quota).signal(
+                    _names.QUOTA_RELEASE_SIGNAL, args=[invocation.invocation_id, request.attempt_number]
+                )
+                return
+            except Exception as exc:  # the slot is reclaimed anyway; see _release_quota
+                log.warning("could not release the quota slot of %s: %s", invocation.invocation_id, exc)

@@ -1,0 +1,170 @@
+"""Short activities the coordinating workflows need: talking to other workflows through the
+client is I/O, so it lives here, never in workflow code."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+from temporalio import activity
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+)
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from multinode.contract import names
+from multinode.contract.records import (
+    ArchiverState,
+    InvocationInput,
+    InvocationRecord,
+    QuotaRequest,
+    QuotaState,
+)
+from multinode.engine.engine import KEY_STATUS, invocation_search_attributes
+
+# Archive records wait a century for a first task no worker will ever run.
+ARCHIVE_START_DELAY = timedelta(days=36500)
+ARCHIVE_OVERLAP_SECONDS = 600.0
+
+
+class CoordinationActivities:
+    def __init__(self, client: Client, task_queue: str, archive_lag_seconds: float = 30.0) -> None:
+        self._client = client
+        self._task_queue = task_queue
+        # Visibility lags behind the engine: stay this far behind the present, or an invocation
+        # that closed just before the cursor moved could be missed.
+        self._archive_lag_seconds = archive_lag_seconds
+
+    @activity.defn(name=names.ACQUIRE_QUOTA_ACTIVITY)
+    async def acquire_quota(self, request: QuotaRequest) -> None:
+        """Queue for a slot (creating the function's semaphore on first use); the grant arrives
+        as a signal. A signal, not an update: no cap on concurrent requests, and no waiting on
+        the semaphore's own workflow task while this local activity holds a task slot."""
+        await self._client.start_workflow(
+            names.QUOTA_WORKFLOW,
+            QuotaState(holders={}, waiters=[]),
+            id=names.quota_workflow_id(request.project_name, request.function_name),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            start_signal=names.QUOTA_ACQUIRE_SIGNAL,
+            start_signal_args=[request],
+            static_summary=f"concurrency quota of {request.project_name}.{request.function_name}",
+        )
+
+    @activity.defn(name=names.CLOSED_INVOCATIONS_ACTIVITY)
+    async def closed_invocations(self, invocation_ids: list[str]) -> list[str]:
+        """Which of these invocation workflows have ended (or no longer exist)."""
+
+        async def closed(invocation_id: str) -> bool:
+            try:
+                description = await self._client.get_workflow_handle(invocation_id).describe()
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    return True
+                raise
+            return description.status not in (None, WorkflowExecutionStatus.RUNNING)
+
+        flags = await asyncio.gather(*(closed(i) for i in invocation_ids))
+        return [i for i, is_closed in zip(invocation_ids, flags, strict=True) if is_closed]
+
+    @activity.defn(name=names.CANCEL_INVOCATIONS_ACTIVITY)
+    async def cancel_invocations(self, request: list[str]) -> None:
+        """Cancel the still-running children of an invocation that did not succeed: request[0]
+        is the parent, the rest the children its attempts reported. The engine is asked too,
+        for children whose report was lost with an attempt."""
+        parent, reported = request[0], request[1:]
+        query = f'{names.SA_PARENT} = "{parent}" AND ExecutionStatus = "Running"'
+        known = [execution.id async for execution in self._client.list_workflows(query)]
+        invocation_ids = sorted(set(reported) | {i for i in known if not i.startswith(names.ARCHIVE_WORKFLOW_ID_PREFIX)})
+
+        async def cancel(invocation_id: str) -> None:
+            try:
+                await self._client.get_workflow_handle(invocation_id).cancel()
+            except RPCError as exc:
+                if exc.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                    raise
+
+        await asyncio.gather(*(cancel(i) for i in invocation_ids))
+
+    @activity.defn(name=names.ARCHIVE_BATCH_ACTIVITY)
+    async def archive_batch(self, state: ArchiverState) -> float:
+        """Archive every invocation that closed in [cursor, now - lag); return the new cursor."""
+        upper = time.time() - self._archive_lag_seconds
+        if upper <= state.cursor:
+            return state.cursor
+        # Each pass re-reads an overlap before the cursor: a close that reached visibility
+        # later than the lag is still archived (archiving twice is a no-op).
+        query = (
+            f'WorkflowType = "{names.INVOCATION_WORKFLOW}" AND ExecutionStatus != "Running" '
+            f'AND TaskQueue = "{self._task_queue}" '
+            f"AND CloseTime >= {_stamp(state.cursor - ARCHIVE_OVERLAP_SECONDS)} AND CloseTime < {_stamp(upper)}"
+        )
+        # Records made by earlier passes over the overlap are skipped without another read.
+        recent = (
+            f'WorkflowType = "{names.ARCHIVE_WORKFLOW}" '
+            f"AND StartTime >= {_stamp(state.cursor - 2 * ARCHIVE_OVERLAP_SECONDS)}"
+        )
+        archived = {e.id async for e in self._client.list_workflows(recent)}
+        async for execution in self._client.list_workflows(query):
+            if names.archive_workflow_id(execution.id) not in archived:
+                await self._archive(execution)
+                activity.heartbeat()
+        return upper
+
+    async def _archive(self, execution: WorkflowExecution) -> None:
+        handle = self._client.get_workflow_handle(execution.id, run_id=execution.run_id,
+                                                  result_type=InvocationRecord)
+        try:
+            record = await handle.result(follow_runs=False)
+        except WorkflowFailureError:
+            # Ended abnormally in the engine (terminated): keep what its memo knew.
+            record = await execution.memo_value("state", type_hint=InvocationRecord)
+            record.status, record.ended_at = "FAILED", (execution.close_time or datetime.now(UTC)).timestamp()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return  # removed meanwhile
+            raise
+        attributes = invocation_search_attributes(_input_of(record))
+        attributes = [p for p in attributes if p.key.name != KEY_STATUS.name]
+        attributes.append(SearchAttributePair(KEY_STATUS, record.status))
+        try:
+            await self._client.start_workflow(
+                names.ARCHIVE_WORKFLOW,
+                record,
+                id=names.archive_workflow_id(record.invocation_id),
+                task_queue=names.ARCHIVE_TASK_QUEUE,
+                start_delay=ARCHIVE_START_DELAY,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=TypedSearchAttributes(attributes),
+                static_summary=f"archive of {record.invocation_id} ({record.status})",
+            )
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.ALREADY_EXISTS:
+                raise
+
+
+def _stamp(epoch_seconds: float) -> str:
+    return '"' + datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + '"'
+
+
+def _input_of(record: InvocationRecord) -> InvocationInput:
+    """Just enough of an input to rebuild the invocation's search attributes."""
+    from multinode.contract.options import FunctionOptions
+    from multinode.contract.records import PackageRef
+
+    return InvocationInput(
+        invocation_id=record.invocation_id, project_name=record.project_name,
+        function_name=record.function_name, version_id=record.version_id,
+        options=FunctionOptions(), package=PackageRef("", "", 0), requirements_sha256=None,
+        args=[], kwargs={}, created_at=record.created_at,
+        parent_invocation_id=record.parent_invocation_id,
+    )

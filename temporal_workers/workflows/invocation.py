@@ -1,0 +1,298 @@
+"""The invocation workflow: one per invocation, its id is the invocation id.
+
+Thin and deterministic: it runs attempts as activities and keeps the invocation's record. User
+values pass through it as opaque jsonpickle text and are never decoded here.
+
+Retries have two layers. The activity's Temporal retry policy absorbs engine faults (a lost
+task, a dead worker, a launch failure) without counting them; the loop below counts only
+failures of the function itself against `max_retries`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, CancelledError
+
+from multinode.contract import names
+from multinode.contract.records import (
+    AttemptOutcome,
+    AttemptRecord,
+    AttemptRequest,
+    CancelReply,
+    ErrorInfo,
+    InvocationInput,
+    InvocationRecord,
+    Outcome,
+    QuotaRequest,
+    Transition,
+)
+
+PENDING, RUNNING, CANCELLING = "PENDING", "RUNNING", "CANCELLING"
+SUCCEEDED, FAILED, CANCELLED, TIMED_OUT = "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"
+FINAL = {SUCCEEDED, FAILED, CANCELLED, TIMED_OUT}
+
+STATUS_KEY = SearchAttributeKey.for_keyword(names.SA_STATUS)
+
+# Engine-fault retries of one attempt: quick at first, then patient, then give up loudly.
+INFRASTRUCTURE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=20,
+)
+# Room for preparing the environment and the grace period beyond the function's own timeout,
+# which the worker enforces itself.
+START_TO_CLOSE_MARGIN = timedelta(hours=1)
+# How soon a dead worker or a lost activity task is noticed. Set once per worker process from its
+# settings; activity options are not part of replay checks, so this stays deterministic.
+HEARTBEAT_TIMEOUT_SECONDS = 5.0
+
+
+@workflow.defn(name=names.INVOCATION_WORKFLOW)
+class InvocationWorkflow:
+    @workflow.init
+    def __init__(self, invocation: InvocationInput) -> None:
+        self._input = invocation
+        self._record = InvocationRecord(
+            invocation_id=invocation.invocation_id,
+            project_name=invocation.project_name,
+            function_name=invocation.function_name,
+            version_id=invocation.version_id,
+            parent_invocation_id=invocation.parent_invocation_id,
+            status=PENDING,
+            created_at=invocation.created_at,
+            transitions=[Transition(PENDING, invocation.created_at)],
+        )
+        self._cancel_requested = False
+        self._attempt: workflow.ActivityHandle[AttemptOutcome] | None = None
+        self._attempt_number = 0
+        self._quota_granted = False
+        self._children: list[str] = []
+
+    @workflow.run
+    async def run(self, invocation: InvocationInput) -> InvocationRecord:
+        main = asyncio.ensure_future(self._run_attempts())
+        while True:
+            try:
+                return await asyncio.shield(main)
+            except asyncio.CancelledError:
+                if main.done():
+                    return main.result()
+                # Cancelled through the engine (e.g. the Web UI): same path as `.cancel`.
+                self._request_cancel()
+
+    async def _run_attempts(self) -> InvocationRecord:
+        record = await self._attempts_until_final()
+        if record.status != SUCCEEDED:
+            # A parent that did not succeed takes its still-running children down with it: the
+            # ones its attempts reported, and (the activity also looks) any the engine knows of.
+            await workflow.execute_activity(
+                names.CANCEL_INVOCATIONS_ACTIVITY,
+                [self._input.invocation_id, *self._children],
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=10),
+            )
+        return record
+
+    async def _attempts_until_final(self) -> InvocationRecord:
+        options = self._input.options
+        while True:
+            if self._cancel_requested:
+                return self._finish(CANCELLED)
+            # First ask the worker that picks the attempt up: its lease on the quota admits it
+            # without a round trip here. Only if it has no slot to give does the invocation
+            # queue at the semaphore, in start order.
+            outcome = await self._run_attempt(lease=True)
+            if outcome.outcome == Outcome.NO_SLOT:
+                if self._cancel_requested or not await self._acquire_quota():
+                    return self._finish(CANCELLED)
+                outcome = await self._run_attempt(lease=False)
+                if not outcome.quota_released:
+                    await self._release_quota(self._attempt_number)
+            if outcome.started_at is not None and self._record.status == PENDING:
+                self._set_status(RUNNING, outcome.started_at)
+            self._children.extend(c for c in outcome.children if c not in self._children)
+            if outcome.outcome == Outcome.CANCELLED and outcome.started_at is None:
+                return self._finish(CANCELLED)  # cancelled before its container started: no attempt
+            self._record.attempts.append(
+                AttemptRecord(
+                    number=self._attempt_number,
+                    outcome=outcome.outcome,
+                    started_at=outcome.started_at,
+                    ended_at=outcome.ended_at,
+                    error=outcome.error,
+                    exit_code=outcome.exit_code,
+                )
+            )
+            self._record.result, self._record.has_result = outcome.value, outcome.has_value
+            self._record.error = outcome.error
+            if outcome.outcome == Outcome.SUCCEEDED:
+                # A cancel that reached the function and was swallowed still ends CANCELLED;
+                # the backend reports that as a cancelled outcome.
+                self._record.error = None
+                return self._finish(SUCCEEDED)
+            if outcome.outcome == Outcome.CANCELLED:
+                return self._finish(CANCELLED)
+            if outcome.outcome == Outcome.TIMED_OUT:
+                return self._finish(TIMED_OUT)
+            self._record.num_failed_attempts += 1
+            if self._record.num_failed_attempts > options.max_retries or self._cancel_requested:
+                return self._finish(FAILED if not self._cancel_requested else CANCELLED)
+            self._set_status(PENDING)  # waiting for the next attempt's slot
+
+    # ----- concurrency quota --------------------------------------------------------------
+
+    def _quota_id(self) -> str:
+        return names.quota_workflow_id(self._input.project_name, self._input.function_name)
+
+    async def _acquire_quota(self) -> bool:
+        """Wait (PENDING) for a slot of the function's quota; False if cancelled meanwhile."""
+        self._quota_granted = False
+        await workflow.execute_local_activity(
+            names.ACQUIRE_QUOTA_ACTIVITY,
+            QuotaRequest(
+                project_name=self._input.project_name,
+                function_name=self._input.function_name,
+                invocation_id=self._input.invocation_id,
+                limit=self._input.options.max_concurrency,
+                attempt_number=self._attempt_number + 1,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
+        )
+        await workflow.wait_condition(lambda: self._quota_granted or self._cancel_requested)
+        if self._cancel_requested:
+            await self._release_quota(self._attempt_number + 1)  # the place in the queue, or the slot
+            return False
+        return True
+
+    async def _release_quota(self, attempt_number: int) -> None:
+        await workflow.get_external_workflow_handle(self._quota_id()).signal(
+            names.QUOTA_RELEASE_SIGNAL, args=[self._input.invocation_id, attempt_number]
+        )
+
+    @workflow.signal(name=names.QUOTA_GRANTED_SIGNAL)
+    def quota_granted(self) -> None:
+        self._quota_granted = True
+
+    # ----- one attempt --------------------------------------------------------------------
+
+    async def _run_attempt(self, lease: bool) -> AttemptOutcome:
+        """Run the next attempt; the attempt number moves on unless the worker had no slot."""
+        self._attempt_number += 1
+        outcome = await self._start_and_await_attempt(lease)
+        if outcome.outcome == Outcome.NO_SLOT:
+            self._attempt_number -= 1
+        return outcome
+
+    async def _start_and_await_attempt(self, lease: bool) -> AttemptOutcome:
+        options = self._input.options
+        self._attempt = workflow.start_activity(
+            names.RUN_ATTEMPT_ACTIVITY,
+            AttemptRequest(invocation=self._input, attempt_number=self._attempt_number, lease=lease),
+            result_type=AttemptOutcome,
+            start_to_close_timeout=timedelta(seconds=options.timeout_seconds) + START_TO_CLOSE_MARGIN,
+            heartbeat_timeout=timedelta(seconds=HEARTBEAT_TIMEOUT_SECONDS),
+            retry_policy=INFRASTRUCTURE_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"attempt {self._attempt_number}",
+        )
+        if self._cancel_requested:  # requested while the slot was being granted
+            self._attempt.cancel()
+        try:
+            return await self._attempt
+        except asyncio.CancelledError:
+            # Cancel requested just as the attempt completed: the engine reports the cancel,
+            # not the attempt's result, and its container is gone either way.
+            return AttemptOutcome(Outcome.CANCELLED, None, None, None, workflow.now().timestamp())
+        except ActivityError as err:
+            now = workflow.now().timestamp()
+            if isinstance(err.cause, CancelledError):
+                # Cancelled before any worker started it: no container ever ran.
+                return AttemptOutcome(Outcome.CANCELLED, None, None, None, now)
+            cause = err.cause or err
+            error = ErrorInfo(
+                type="InfrastructureError",
+                message=f"the attempt could not be run by the engine: {cause}",
+            )
+            return AttemptOutcome(Outcome.FAILED, None, error, None, now)
+        finally:
+            self._attempt = None
+
+    # ----- status -------------------------------------------------------------------------
+
+    def _set_status(self, status: str, at: float | None = None) -> None:
+        if self._record.status == status:
+            return
+        self._record.status = status
+        self._record.transitions.append(Transition(status, at if at is not None else workflow.now().timestamp()))
+        self._publish()
+
+    def _publish(self) -> None:
+        """Make the state readable without a worker: memo for `.get`, search attribute and
+        details for the Web UI."""
+        final = self._record.status in FINAL
+        # The final record goes whole into the memo, so `.get` of a finished invocation is one
+        # describe; while running, the result lives in the attempt's heartbeat instead.
+        memo_record = InvocationRecord(
+            **{**self._record.__dict__,
+               "attempts": [_without_traceback(a) for a in self._record.attempts]}
+        )
+        if not final:
+            memo_record.result, memo_record.has_result = None, False
+        workflow.upsert_memo({"state": memo_record})
+        workflow.upsert_search_attributes([STATUS_KEY.value_set(self._record.status)])
+        error = f"\n\nerror: {self._record.error.type}: {self._record.error.message}" if self._record.error else ""
+        workflow.set_current_details(
+            f"**{self._record.status}** · attempts: {len(self._record.attempts)} · "
+            f"failed: {self._record.num_failed_attempts}{error}"
+        )
+
+    def _finish(self, status: str) -> InvocationRecord:
+        self._record.ended_at = workflow.now().timestamp()
+        self._set_status(status, self._record.ended_at)
+        return self._record
+
+    def _request_cancel(self) -> None:
+        if self._cancel_requested or self._record.status in FINAL:
+            return
+        self._cancel_requested = True
+        self._set_status(CANCELLING)
+        if self._attempt is not None:
+            self._attempt.cancel()
+
+    # ----- handlers -----------------------------------------------------------------------
+
+    @workflow.signal(name=names.ATTEMPT_STARTED_SIGNAL)
+    def attempt_started(self, started_at: float, attempt_number: int = 0) -> None:
+        current = attempt_number in (0, self._attempt_number) and self._attempt is not None
+        if current and self._record.status == PENDING and not self._cancel_requested:
+            self._set_status(RUNNING, started_at)
+
+    @workflow.update(name=names.CANCEL_UPDATE)
+    def cancel(self) -> CancelReply:
+        """Acknowledge a cancel: the engine-level request usually arrives in the same task."""
+        if self._record.status in FINAL:
+            return CancelReply(requested=False, status=self._record.status)
+        self._request_cancel()
+        return CancelReply(requested=True, status=self._record.status)
+
+    @workflow.query(name=names.STATE_QUERY)
+    def state(self) -> InvocationRecord:
+        return self._record
+
+
+def _without_traceback(attempt: AttemptRecord) -> AttemptRecord:
+    if attempt.error is None or attempt.error.traceback is None:
+        return attempt
+    return AttemptRecord(
+        number=attempt.number, outcome=attempt.outcome, started_at=attempt.started_at,
+        ended_at=attempt.ended_at, exit_code=attempt.exit_code,
+        error=ErrorInfo(type=attempt.error.type, message=attempt.error.message),
+    )
+
+
