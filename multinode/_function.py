@@ -11,12 +11,11 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TextIO, TypeVar
 
 from multinode._invocation import (
-    Attempt,
-    ErrorDetails,
     Invocation,
     InvocationIdsList,
     InvocationStatus,
-    utc,
+    check_owner,
+    invocation_from_record,
 )
 from multinode.contract import codec, limits
 from multinode.contract.ids import check_invocation_id, check_name, check_version_id, new_invocation_id
@@ -25,7 +24,6 @@ from multinode.errors import (
     FunctionDoesNotExistError,
     InvalidOptionError,
     InvocationCancelledError,
-    InvocationDoesNotExistError,
     InvocationFailedError,
     InvocationTimedOutError,
     MultinodeError,
@@ -34,10 +32,8 @@ from multinode.errors import (
 if TYPE_CHECKING:
     from multinode._client import Client
     from multinode.contract.records import (
-        ErrorInfo,
         FunctionSpec,
         InvocationInput,
-        InvocationRecord,
         VersionManifest,
     )
     from multinode.engine.engine import Engine
@@ -206,15 +202,9 @@ class Function(Generic[P, R]):
     async def _get_async(self, invocation_id: str) -> Invocation[R]:
         engine = await self.client.engine()
         record, terminated = await engine.get_invocation(invocation_id)
-        self._check_owner(record)
-        return _to_invocation(record, terminated)
+        check_owner(record, self.project_name, self.name)
+        return invocation_from_record(record, terminated)
 
-    def _check_owner(self, record: InvocationRecord) -> None:
-        if record.project_name != self.project_name or record.function_name != self.name:
-            raise InvocationDoesNotExistError(
-                f"{record.invocation_id} is not an invocation of "
-                f"{self.project_name}.{self.name}"
-            )
 
     def await_result(self, invocation_id: str, timeout: float | None = None) -> R:
         """Wait (on the engine, without polling) until the invocation ends; return its result
@@ -225,8 +215,8 @@ class Function(Generic[P, R]):
     async def _await_async(self, invocation_id: str) -> R:
         engine = await self.client.engine()
         record = await engine.await_invocation(invocation_id)
-        self._check_owner(record)
-        result: R = _result_or_raise(_to_invocation(record, terminated=True))
+        check_owner(record, self.project_name, self.name)
+        result: R = _result_or_raise(invocation_from_record(record, terminated=True))
         return result
 
     def call_remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -248,7 +238,7 @@ class Function(Generic[P, R]):
         async def cancel() -> bool:
             engine = await self.client.engine()
             record, ended = await engine.get_invocation(invocation_id)
-            self._check_owner(record)
+            check_owner(record, self.project_name, self.name)
             if ended:
                 return False
             reply = await engine.cancel_invocation(invocation_id)
@@ -264,7 +254,7 @@ class Function(Generic[P, R]):
         async def remove() -> None:
             engine = await self.client.engine()
             record, _ = await engine.get_invocation(invocation_id)
-            self._check_owner(record)
+            check_owner(record, self.project_name, self.name)
             await engine.remove_invocation(invocation_id)
 
         self.client.run(remove())
@@ -451,43 +441,6 @@ def _check_lock_key(lock: object) -> str | None:
 def _summary(invocation: InvocationInput) -> str:
     parent = f" (child of {invocation.parent_invocation_id})" if invocation.parent_invocation_id else ""
     return f"{invocation.project_name}.{invocation.function_name} @ {invocation.version_id}{parent}"
-
-
-def _error_details(error: ErrorInfo | None) -> ErrorDetails | None:
-    if error is None:
-        return None
-    return ErrorDetails(type=error.type, message=error.message, traceback=error.traceback)
-
-
-def _to_invocation(record: InvocationRecord, terminated: bool) -> Invocation[Any]:
-    details = _error_details(record.error)
-    return Invocation(
-        invocation_id=record.invocation_id,
-        project_name=record.project_name,
-        function_name=record.function_name,
-        version_id=record.version_id,
-        status=InvocationStatus(record.status),
-        result=codec.decode(record.result) if record.has_result else None,
-        error=str(details) if details else None,
-        error_details=details,
-        terminated=terminated,
-        num_failed_attempts=record.num_failed_attempts,
-        created_at=utc(record.created_at),  # type: ignore[arg-type]
-        ended_at=utc(record.ended_at),
-        parent_invocation_id=record.parent_invocation_id,
-        attempts=tuple(
-            Attempt(
-                number=a.number,
-                outcome=a.outcome,
-                started_at=utc(a.started_at),
-                ended_at=utc(a.ended_at),
-                error=_error_details(a.error),
-                exit_code=a.exit_code,
-            )
-            for a in record.attempts
-        ),
-        status_history=tuple((InvocationStatus(t.status), utc(t.at)) for t in record.transitions),  # type: ignore[misc]
-    )
 
 
 def _result_or_raise(invocation: Invocation[R]) -> R:

@@ -1,11 +1,18 @@
-"""What callers get back: `Invocation`, `InvocationStatus`, `InvocationIdsList`, `Attempt`."""
+"""What callers get back: `Invocation`, `InvocationStatus`, `InvocationIdsList`, `Attempt`, and the
+one mapping from the engine's `InvocationRecord` to them."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from multinode.contract import codec
+from multinode.errors import InvocationDoesNotExistError
+
+if TYPE_CHECKING:
+    from multinode.contract.records import ErrorInfo, InvocationRecord
 
 R = TypeVar("R")
 
@@ -90,3 +97,54 @@ class InvocationIdsList:
 
     invocation_ids: list[str]
     offset: str | None
+
+
+def error_details(error: ErrorInfo | None) -> ErrorDetails | None:
+    if error is None:
+        return None
+    return ErrorDetails(type=error.type, message=error.message, traceback=error.traceback)
+
+
+def attempt_from_record(number: int, outcome: str, started_at: float | None, ended_at: float | None,
+                        error: ErrorInfo | None = None, exit_code: int | None = None) -> Attempt:
+    return Attempt(number=number, outcome=outcome, started_at=utc(started_at), ended_at=utc(ended_at),
+                   error=error_details(error), exit_code=exit_code)
+
+
+def invocation_from_record(record: InvocationRecord, terminated: bool) -> Invocation[Any]:
+    details = error_details(record.error)
+    return Invocation(
+        invocation_id=record.invocation_id,
+        project_name=record.project_name,
+        function_name=record.function_name,
+        version_id=record.version_id,
+        status=InvocationStatus(record.status),
+        result=codec.decode(record.result) if record.has_result else None,
+        error=str(details) if details else None,
+        error_details=details,
+        terminated=terminated,
+        num_failed_attempts=record.num_failed_attempts,
+        created_at=datetime.fromtimestamp(record.created_at, tz=UTC),
+        ended_at=utc(record.ended_at),
+        parent_invocation_id=record.parent_invocation_id,
+        attempts=tuple(
+            attempt_from_record(a.number, a.outcome, a.started_at, a.ended_at, a.error, a.exit_code)
+            for a in record.attempts
+        ),
+        status_history=tuple(
+            (InvocationStatus(t.status), datetime.fromtimestamp(t.at, tz=UTC)) for t in record.transitions
+        ),
+    )
+
+
+def check_owner(record: InvocationRecord, project_name: str | None, function_name: str | None) -> None:
+    """An id is only found through the function (or project) it belongs to: anything else reads
+    as no such invocation, so one caller cannot probe another function's ids."""
+    if (project_name is not None and record.project_name != project_name) or (
+        function_name is not None and record.function_name != function_name
+    ):
+        where = ".".join(n for n in (project_name, function_name) if n)
+        raise InvocationDoesNotExistError(
+            f"{record.invocation_id} is not an invocation of {where} "
+            f"(it belongs to {record.project_name}.{record.function_name})"
+        )
