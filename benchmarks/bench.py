@@ -906,7 +906,7 @@ def breakdown_floor(floor: FloorHarness) -> list[dict[str, Any]]:
 
 
 def deploy_tasks() -> None:
-    from multinode.admin.deploy import UPGRADE_OR_CREATE, deploy
+    from multinode.admin.deployment import UPGRADE_OR_CREATE, deploy
 
     deploy(TASKS, PROJECT, mode=UPGRADE_OR_CREATE)
 

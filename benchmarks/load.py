@@ -79,7 +79,7 @@ def main() -> int:
     })
     from multinode import get_deployed_function
     from multinode._client import default_client
-    from multinode.admin.deploy import UPGRADE_OR_CREATE, deploy
+    from multinode.admin.deployment import UPGRADE_OR_CREATE, deploy
     from multinode.admin.devserver import DevServer, DevServerConfig
     from multinode.contract.codec import encode_arguments
 

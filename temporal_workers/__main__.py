@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import sys
 
 from multinode.errors import MultinodeError
-from temporal_workers.settings import load_worker_settings
-from temporal_workers.worker import run_worker
+from temporal_workers import configure_logging, load_worker_settings, run_worker
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=os.environ.get("MULTINODE_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging()
     try:
         asyncio.run(run_worker(load_worker_settings()))
     except MultinodeError as exc:

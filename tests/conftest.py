@@ -141,7 +141,7 @@ def write_tasks(folder: Path, main_py: str, **files: str) -> Path:
 @pytest.fixture
 def deploy_tasks(control_plane: ControlPlane, project_name: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Deploy a tasks folder (a path, or main.py source) as this test's project."""
-    from multinode.admin.deploy import deploy
+    from multinode.admin.deployment import deploy
 
     def _deploy(source: Path | str, **files: str):  # type: ignore[no-untyped-def]
         folder = source if isinstance(source, Path) else write_tasks(tmp_path / "tasks", source, **files)

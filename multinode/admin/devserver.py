@@ -13,11 +13,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from multinode.contract import names
+from multinode.contract.connection import ConnectionSettings, multinode_home
 from multinode.errors import MultinodeError
 
 HOST = "127.0.0.1"
@@ -42,7 +43,7 @@ class DevServerError(MultinodeError):
 
 @dataclass(frozen=True)
 class DevServerConfig:
-    home: Path
+    home: Path = field(default_factory=multinode_home)  # state: the database, packages, logs
     port: int = names.DEFAULT_PORT
     ui_port: int = names.DEFAULT_UI_PORT
     headless: bool = False
@@ -64,6 +65,13 @@ class DevServerConfig:
     @property
     def ui_url(self) -> str:
         return f"http://{HOST}:{self.ui_port}"
+
+    def connection_settings(self, task_queue: str) -> ConnectionSettings:
+        """How a worker on this machine reaches this server (no key: it listens on loopback)."""
+        return ConnectionSettings(
+            api_url=self.address, api_key=None, namespace=self.namespace, task_queue=task_queue,
+            source="default",
+        )
 
     @property
     def database(self) -> Path:

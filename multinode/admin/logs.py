@@ -4,7 +4,8 @@ container is gone, and followable live until the attempt ends.
 Where logs live depends on the backend, so reading goes through a small seam: a `LogSource`
 per (invocation, attempt), found by the registered factories. The local backend writes
 `$MULTINODE_HOME/runs/<invocation_id>/attempt-<n>.log`; a Fargate reader (CloudWatch) plugs in
-with `register_log_source`.
+with `register_log_source`. `read_logs` picks the attempt (asking the engine which ones ran) and
+its source.
 """
 
 from __future__ import annotations
@@ -13,13 +14,23 @@ import codecs
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from multinode._client import Client, default_client
+from multinode._invocation import check_owner
 from multinode.contract.connection import multinode_home
+from multinode.contract.ids import check_invocation_id
+from multinode.errors import MultinodeError
+
+if TYPE_CHECKING:
+    from multinode.contract.records import InvocationRecord
 
 READ_CHUNK_BYTES = 1 << 20
 POLL_SECONDS = 0.2
+# How often a follower asks the engine whether the attempt has ended.
+FOLLOW_CHECK_SECONDS = 0.5
 
 
 class LogSource(Protocol):
@@ -139,3 +150,73 @@ def throttled(check: Callable[[], bool], every_seconds: float) -> Callable[[], b
         return bool(state["value"])
 
     return ask
+
+
+@dataclass(frozen=True)
+class LogStream:
+    invocation_id: str
+    attempt: int
+    source: str  # where the lines come from
+    chunks: Iterator[str]  # the text, as written; ends with the attempt when following
+
+
+def read_logs(
+    invocation_id: str,
+    *,
+    project_name: str | None = None,
+    function_name: str | None = None,
+    attempt: int | None = None,
+    follow: bool = False,
+    client: Client | None = None,
+) -> LogStream:
+    """Everything an attempt (the latest by default) wrote to stdout and stderr. With
+    `follow`, the stream goes on with new text until the attempt ends."""
+    check_invocation_id(invocation_id)
+    if attempt is not None and attempt < 1:
+        raise MultinodeError(f"attempt numbers start at 1 (got {attempt})")
+    client = client or default_client()
+
+    async def state() -> tuple[InvocationRecord, bool, int | None]:
+        engine = await client.engine()
+        record, terminated = await engine.get_invocation(invocation_id)
+        progress = None if terminated else await engine.attempt_progress(invocation_id)
+        return record, terminated, progress.attempt_number if progress else None
+
+    record, terminated, running = client.run(state())
+    check_owner(record, project_name, function_name)
+    numbers = {a.number for a in record.attempts} | ({running} if running else set())
+    latest = max(numbers) if numbers else None
+    if attempt is None:
+        if latest is None and (terminated or not follow):
+            raise MultinodeError(
+                f"invocation {invocation_id} has not run an attempt yet (status {record.status})"
+                + ("" if terminated else "; wait for its first line with --follow")
+            )
+        attempt = latest or 1
+    elif attempt not in numbers and (terminated or not follow or attempt < (latest or 0)):
+        raise MultinodeError(
+            f"invocation {invocation_id} has no attempt {attempt} (it has run "
+            f"{len(numbers)} attempt{'s' if len(numbers) != 1 else ''})"
+        )
+    number = attempt
+    source = find_log_source(invocation_id, number)
+
+    def attempt_ended() -> bool:
+        async def ended() -> bool:
+            engine = await client.engine()
+            current, closed = await engine.get_invocation(invocation_id)
+            return closed or number in {a.number for a in current.attempts}
+
+        return client.run(ended())
+
+    finished = terminated or number in {a.number for a in record.attempts}
+    if not follow or finished:
+        if not source.exists():
+            raise MultinodeError(
+                f"no logs found for attempt {number} of {invocation_id} (looked at "
+                f"{source.description}; logs are kept where the attempt ran)"
+            )
+        chunks = source.chunks(follow=False, attempt_ended=lambda: True)
+    else:
+        chunks = source.chunks(follow=True, attempt_ended=throttled(attempt_ended, FOLLOW_CHECK_SECONDS))
+    return LogStream(invocation_id, number, source.description, chunks)

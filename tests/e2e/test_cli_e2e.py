@@ -429,7 +429,7 @@ def test_registry_survives_a_restart_and_needs_only_the_address(
     """Projects and versions live in the control plane: after a hard restart of everything, a
     process with only the address (no local state) lists and describes them."""
     from multinode._client import Client
-    from multinode.admin.deploy import deploy
+    from multinode.admin.deployment import deploy
     from multinode.admin.devserver import DevServer, DevServerConfig
     from multinode.contract.connection import ConnectionSettings
 

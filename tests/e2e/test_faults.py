@@ -80,7 +80,7 @@ def test_killing_a_worker_mid_attempts_loses_nothing(control_plane: ControlPlane
 
 
 def test_control_plane_killed_and_restarted(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
-    from multinode.admin.deploy import deploy
+    from multinode.admin.deployment import deploy
     from multinode.admin.devserver import DevServer
 
     home = tmp_path_factory.mktemp("restart-home")

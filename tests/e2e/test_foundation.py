@@ -169,7 +169,7 @@ def test_bad_starts_create_nothing(control_plane: ControlPlane, deploy_tasks) ->
 )
 def test_deploy_refuses_bad_folders(control_plane: ControlPlane, project_name: str, tmp_path: Path,
                                     files: dict[str, str], message: str) -> None:
-    from multinode.admin.deploy import deploy
+    from multinode.admin.deployment import deploy
 
     folder = tmp_path / "tasks"
     folder.mkdir()

@@ -48,7 +48,7 @@ def short_retention(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contro
 
 def test_finished_invocations_outlive_retention(short_retention: ControlPlane, tmp_path: Path) -> None:
     from multinode._client import default_client
-    from multinode.admin.deploy import deploy
+    from multinode.admin.deployment import deploy
 
     folder = tmp_path / "tasks"
     folder.mkdir()

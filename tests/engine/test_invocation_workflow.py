@@ -134,7 +134,7 @@ def test_state_query_matches_get(fake_worker, deploy_tasks) -> None:  # type: ig
 def test_starts_follow_upgrades_and_undeploys_made_elsewhere(fake_worker, project_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """`.start` reads the project from a cache that follows the registry: another process's
     upgrade is picked up, and its undeploy refuses starts, without this client asking."""
-    from multinode.admin import admin as _admin
+    from multinode import admin as _admin
     from tests.conftest import client_for_queue, write_tasks
 
     client = fake_worker(FakeBackend())

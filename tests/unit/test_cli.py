@@ -1,6 +1,6 @@
 """The CLI without a control plane (click's CliRunner): help and examples, one-line errors and
 exit codes, login/logout and the profile file, settings precedence, the older option spelling,
-and the pieces under it (log reading, UTC rendering, Web UI links)."""
+and the pieces under it (log reading, UTC rendering, describing an invocation, Web UI links)."""
 
 from __future__ import annotations
 
@@ -22,14 +22,15 @@ from click.testing import CliRunner, Result
 
 import multinode
 from multinode import _client
-from multinode.admin import admin as _admin
+from multinode import admin as _admin
 from multinode.admin import logs as _logs
 from multinode.admin import profile as _profile
 from multinode.contract import names
 from multinode.contract.connection import ConnectionSettings, resolve_settings
+from multinode.contract.records import AttemptProgress, AttemptRecord, ErrorInfo, InvocationRecord, Transition
 from multinode.engine import engine as _engine
 from multinode.errors import InvocationFailedError
-from multinode_cli import main as cli_main
+from multinode_cli import arguments, failures, output
 from multinode_cli.main import cli
 
 pytestmark = pytest.mark.timeout(60)
@@ -96,7 +97,7 @@ def test_main_help_documents_the_exit_codes() -> None:
         assert any(line.strip().startswith(code) and meaning in line
                    for line in result.output.splitlines()), (code, result.output)
     assert "Example" in result.output
-    assert cli_main.EXIT_UNAVAILABLE == 3 and cli_main.EXIT_INVOCATION == 4
+    assert failures.EXIT_UNAVAILABLE == 3 and failures.EXIT_INVOCATION == 4
 
 
 def test_read_commands_offer_json() -> None:
@@ -143,17 +144,17 @@ def test_usage_errors_are_one_line_from_the_console_entry_point() -> None:
 
 
 def test_legacy_project_name_spelling() -> None:
-    assert cli_main._project_name(None, ("project-name=p1",)) == "p1"
-    assert cli_main._project_name(None, ("--project-name=p1",)) == "p1"
-    assert cli_main._project_name("p2", ()) == "p2"
-    assert cli_main._project_name("p2", ("project-name=p1",)) == "p2"  # the option wins
+    assert arguments.project_name(None, ("project-name=p1",)) == "p1"
+    assert arguments.project_name(None, ("--project-name=p1",)) == "p1"
+    assert arguments.project_name("p2", ()) == "p2"
+    assert arguments.project_name("p2", ("project-name=p1",)) == "p2"  # the option wins
     with pytest.raises(click.UsageError, match="unexpected argument 'project=p'"):
-        cli_main._project_name(None, ("project=p",))
+        arguments.project_name(None, ("project=p",))
     with pytest.raises(click.UsageError, match="unexpected argument 'stray'"):
-        cli_main._project_name(None, ("stray",))
+        arguments.project_name(None, ("stray",))
     with pytest.raises(click.UsageError, match="--project-name"):
-        cli_main._project_name(None, ())
-    extra = cli_main._legacy_options(
+        arguments.project_name(None, ())
+    extra = arguments.legacy_options(
         ["project-name=p", "function-name=f", "invocation-id=" + INVOCATION_ID],
         ["project-name", "function-name", "invocation-id"],
     )
@@ -414,11 +415,116 @@ def test_login_with_a_key_against_a_plaintext_server_fails_clearly(monkeypatch: 
 
 def test_times_are_rendered_in_utc() -> None:
     moment = datetime(2025, 1, 31, 12, 0, 5, 123000, tzinfo=UTC)
-    assert _admin.format_utc(moment) == "2025-01-31 12:00:05 UTC"
-    assert _admin.iso_utc(moment) == "2025-01-31T12:00:05.123Z"
-    assert _admin.format_utc(None) == "-"
+    assert output.format_utc(moment) == "2025-01-31 12:00:05 UTC"
+    assert output.iso_utc(moment) == "2025-01-31T12:00:05.123Z"
+    assert output.format_utc(None) == "-"
     row = _admin.InvocationRow(INVOCATION_ID, "p", "f", None, "SUCCEEDED", None, moment, None)
-    assert _admin.to_json([row])[0]["created_at"] == "2025-01-31T12:00:05.123Z"
+    assert output.to_json([row])[0]["created_at"] == "2025-01-31T12:00:05.123Z"
+
+
+class FakeEngine:
+    """Answers `describe_invocation`'s three questions from a fixed record."""
+
+    def __init__(self, record: InvocationRecord, terminated: bool, progress: AttemptProgress | None) -> None:
+        self.record, self.terminated, self.progress = record, terminated, progress
+
+    async def get_invocation(self, invocation_id: str) -> tuple[InvocationRecord, bool]:
+        return self.record, self.terminated
+
+    async def attempt_progress(self, invocation_id: str) -> AttemptProgress | None:
+        return self.progress
+
+    async def invocation_rows(self, query: str, limit: int) -> list[Any]:
+        assert f'MultinodeParent = "{INVOCATION_ID}"' in query
+        moment = datetime(2025, 1, 31, 12, 0, 2, tzinfo=UTC)
+        return [_admin.InvocationRow(CHILD_ID, "p", "g", VERSION_ID, "SUCCEEDED", INVOCATION_ID, moment, None)]
+
+
+class FakeClient:
+    settings = ConnectionSettings("127.0.0.1:7233", None, "default", "q", "default")
+
+    def __init__(self, engine: FakeEngine) -> None:
+        self._engine = engine
+
+    async def engine(self) -> FakeEngine:
+        return self._engine
+
+    def run(self, coroutine: Any) -> Any:
+        import asyncio
+
+        return asyncio.run(coroutine)
+
+
+CHILD_ID = "inv-" + "1" * 26
+VERSION_ID = "ver-" + "1" * 26
+T0 = datetime(2025, 1, 31, 12, 0, 0, 500000, tzinfo=UTC).timestamp()
+
+
+def test_describe_invocation_shows_the_running_attempt_and_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The description is the public Invocation plus the attempt running now (from the worker's
+    heartbeat), the children and the Web UI page; both renderings are pinned here."""
+    record = InvocationRecord(
+        invocation_id=INVOCATION_ID, project_name="p", function_name="f", version_id=VERSION_ID,
+        parent_invocation_id=None, status="RUNNING", created_at=T0, num_failed_attempts=1,
+        attempts=[AttemptRecord(1, "failed", T0 + 1, T0 + 2.25,
+                                ErrorInfo("ValueError", "bad\nsecond line", "Traceback ...\n"), exit_code=1)],
+        transitions=[Transition("PENDING", T0), Transition("RUNNING", T0 + 1)],
+    )
+    engine = FakeEngine(record, terminated=False, progress=AttemptProgress(2, "running", T0 + 3))
+    described = _admin.describe_invocation("p", "f", INVOCATION_ID, client=FakeClient(engine))  # type: ignore[arg-type]
+    assert described.invocation.status is multinode.InvocationStatus.RUNNING
+    assert [a.number for a in described.invocation.attempts] == [1]  # finished ones only
+    with pytest.raises(multinode.errors.InvocationDoesNotExistError, match=r"not an invocation of p\.g"):
+        _admin.describe_invocation("p", "g", INVOCATION_ID, client=FakeClient(engine))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_admin, "describe_invocation", lambda *a, **k: described)
+    args = ["describe", "--project-name=p", "--function-name=f", f"--invocation-id={INVOCATION_ID}"]
+    text = run(*args).stdout
+    assert text == (
+        f"invocation {INVOCATION_ID}\n"
+        "  project:         p\n"
+        "  function:        f\n"
+        f"  version:         {VERSION_ID}\n"
+        "  status:          RUNNING\n"
+        "  created:         2025-01-31 12:00:00 UTC\n"
+        "  ended:           -\n"
+        "  parent:          -\n"
+        "  children:        1\n"
+        "  failed attempts: 1\n"
+        "  error:           -\n"
+        f"  Web UI:          http://127.0.0.1:8233/namespaces/default/workflows/{INVOCATION_ID}\n"
+        "\n"
+        "ATTEMPT  OUTCOME  STARTED (UTC)            ENDED (UTC)              EXIT  ERROR\n"
+        "1        failed   2025-01-31 12:00:01 UTC  2025-01-31 12:00:02 UTC  1     ValueError: bad\n"
+        "2        running  2025-01-31 12:00:03 UTC  -                        -     -\n"
+        "\n"
+        "children:\n"
+        "INVOCATION                      FUNCTION  STATUS     CREATED (UTC)            ENDED (UTC)\n"
+        f"{CHILD_ID}  g         SUCCEEDED  2025-01-31 12:00:02 UTC  -\n"
+        "\n"
+        "status history:\n"
+        "  2025-01-31 12:00:00 UTC  PENDING\n"
+        "  2025-01-31 12:00:01 UTC  RUNNING\n"
+    )
+    as_json = json.loads(run(*args, "--json").stdout)
+    assert list(as_json) == [
+        "invocation_id", "project_name", "function_name", "version_id", "status", "terminated",
+        "created_at", "ended_at", "parent_invocation_id", "children", "attempts",
+        "num_failed_attempts", "error", "status_history", "web_ui_url",
+    ]
+    assert (as_json["status"], as_json["terminated"], as_json["created_at"]) == (
+        "RUNNING", False, "2025-01-31T12:00:00.500Z")
+    assert as_json["attempts"] == [
+        {"number": 1, "outcome": "failed", "started_at": "2025-01-31T12:00:01.500Z",
+         "ended_at": "2025-01-31T12:00:02.750Z", "exit_code": 1,
+         "error": {"type": "ValueError", "message": "bad\nsecond line", "traceback": "Traceback ...\n"}},
+        {"number": 2, "outcome": "running", "started_at": "2025-01-31T12:00:03.500Z",
+         "ended_at": None, "exit_code": None, "error": None},
+    ]
+    assert as_json["status_history"] == [{"status": "PENDING", "at": "2025-01-31T12:00:00.500Z"},
+                                         {"status": "RUNNING", "at": "2025-01-31T12:00:01.500Z"}]
+    assert [c["invocation_id"] for c in as_json["children"]] == [CHILD_ID]
+    assert as_json["error"] is None and as_json["web_ui_url"] == described.web_ui_url
 
 
 def test_web_ui_links(monkeypatch: pytest.MonkeyPatch) -> None:

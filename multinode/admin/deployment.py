@@ -1,4 +1,7 @@
-"""Deploying a tasks folder: check it, find its functions, package it, register a version."""
+"""A deployment of a tasks folder: check it, find its functions, package it, register a version.
+
+The mechanics under `multinode.admin.deploy` and `upgrade` (which add the checks an operator
+needs, such as refusing a project being undeployed)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,58 @@
+"""`multinode dev` (the embedded control plane with a local worker) and `multinode worker`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+import temporal_workers
+from multinode import admin
+
+
+@click.command()
+@click.option("--port", default=admin.DEFAULT_PORT, show_default=True, help="Temporal frontend port.")
+@click.option("--ui-port", default=admin.DEFAULT_UI_PORT, show_default=True, help="Temporal Web UI port.")
+@click.option("--headless", is_flag=True, help="Do not serve the Web UI.")
+def dev(port: int, ui_port: int, headless: bool) -> None:
+    """Run the embedded control plane (Temporal dev server + Web UI + a local worker) until Ctrl-C.
+
+    State (the database, packages, environments, logs) lives under $MULTINODE_HOME
+    (default ~/.multinode), so invocations survive a restart.
+
+    \b
+    Example:
+      multinode dev --port 7233 --ui-port 8233
+    """
+    temporal_workers.configure_logging()
+    config = admin.DevServerConfig(port=port, ui_port=ui_port, headless=headless)
+    server = admin.DevServer(config)
+    try:
+        server.start()
+        base = temporal_workers.load_worker_settings()
+        connection = config.connection_settings(task_queue=base.connection.task_queue)
+        settings = base.model_copy(update={"connection": connection})
+        click.echo(f"Multinode control plane on {config.address} (state in {config.home})")
+        if not headless:
+            click.echo(f"Temporal Web UI: {config.ui_url}/namespaces/{config.namespace}/workflows")
+        click.echo("Press Ctrl-C to stop.")
+        asyncio.run(temporal_workers.run_worker(settings))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@click.command()
+def worker() -> None:
+    """Run a worker against the configured control plane (MULTINODE_API_URL, ...).
+
+    \b
+    Example:
+      MULTINODE_API_URL=temporal.internal:7233 multinode worker
+    """
+    temporal_workers.configure_logging()
+    try:
+        asyncio.run(temporal_workers.run_worker(temporal_workers.load_worker_settings()))
+    except KeyboardInterrupt:
+        pass
