@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from multinode.contract import names
-from multinode.errors import MultinodeError
+from multinode.errors import DevServerError
 
 HOST = "127.0.0.1"
 
@@ -34,10 +34,6 @@ TUNING = (
     "--sqlite-pragma", "journal_mode=wal",
     "--sqlite-pragma", "synchronous=off",
 )
-
-
-class DevServerError(MultinodeError):
-    """The embedded control plane could not start."""
 
 
 @dataclass(frozen=True)
