@@ -12,13 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from suite.harness import free_port_block
+from suite.samples import peak_overlap
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -38,29 +40,6 @@ def record(marker_dir, index, seconds):
     Path(marker_dir, f"{index}-{os.getpid()}.end").write_text(repr(time.time()))
     return index
 '''
-
-
-def free_port_block(span: int = 12) -> int:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        try:
-            for port in range(base, base + span):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-
-
-def peak_overlap(spans: list[tuple[float, float]]) -> int:
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    running = peak = 0
-    for _, delta in events:
-        running += delta
-        peak = max(peak, running)
-    return peak
 
 
 def main() -> int:

@@ -129,7 +129,7 @@ class Function(Generic[P, R]):
         """Start an invocation; returns its id (`inv-...`) at once.
 
         `lock="key"` (a reserved keyword) starts it only if no other PENDING or RUNNING
-        invocation of the project holds that key, else raises `LockAlreadyInUse`; the key is
+        invocation of the project holds that key, else raises `LockAlreadyInUseError`; the key is
         free again when this invocation ends, however it ends.
         """
         lock = _check_lock_key(kwargs.pop("lock", None))

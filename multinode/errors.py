@@ -28,6 +28,10 @@ class ControlPlaneUnavailableError(MultinodeError):
     """The control plane (Temporal) could not be reached or refused the credentials."""
 
 
+class DevServerError(MultinodeError):
+    """The embedded control plane (`multinode dev`'s Temporal dev server) could not start."""
+
+
 class DeployError(MultinodeError):
     """A tasks folder could not be deployed (missing main.py, syntax error, bad requirements...)."""
 
@@ -52,7 +56,7 @@ class InvocationDoesNotExistError(MultinodeError, LookupError):
     """No invocation with this id exists (or it was removed)."""
 
 
-class LockAlreadyInUse(MultinodeError):
+class LockAlreadyInUseError(MultinodeError):
     """Another PENDING or RUNNING invocation of the project holds the lock key."""
 
     def __init__(self, message: str, *, lock: str, holder_invocation_id: str | None) -> None:
@@ -103,10 +107,13 @@ class InvocationTimedOutError(InvocationError):
 # The older "jobs" spelling of the same errors.
 JobCancelled = InvocationCancelledError
 JobDoesNotExist = InvocationDoesNotExistError
+# The original documentation's name, from before the tree's `...Error` naming.
+LockAlreadyInUse = LockAlreadyInUseError
 
 __all__ = [
     "ControlPlaneUnavailableError",
     "DeployError",
+    "DevServerError",
     "EncodingError",
     "FunctionDoesNotExistError",
     "InvalidOptionError",
@@ -118,6 +125,7 @@ __all__ = [
     "JobCancelled",
     "JobDoesNotExist",
     "LockAlreadyInUse",
+    "LockAlreadyInUseError",
     "MultinodeError",
     "PayloadTooLargeError",
     "ProjectAlreadyExistsError",

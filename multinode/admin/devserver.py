@@ -19,7 +19,7 @@ from typing import IO
 
 from multinode.contract import names
 from multinode.contract.connection import ConnectionSettings, multinode_home
-from multinode.errors import MultinodeError
+from multinode.errors import DevServerError
 
 HOST = "127.0.0.1"
 
@@ -35,10 +35,6 @@ TUNING = (
     "--sqlite-pragma", "journal_mode=wal",
     "--sqlite-pragma", "synchronous=off",
 )
-
-
-class DevServerError(MultinodeError):
-    """The embedded control plane could not start."""
 
 
 @dataclass(frozen=True)

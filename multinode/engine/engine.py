@@ -66,7 +66,7 @@ from multinode.engine.views import InvocationRow, ProjectListing
 from multinode.errors import (
     ControlPlaneUnavailableError,
     InvocationDoesNotExistError,
-    LockAlreadyInUse,
+    LockAlreadyInUseError,
     MultinodeError,
     ProjectAlreadyExistsError,
     ProjectDoesNotExistError,
@@ -322,7 +322,7 @@ class Engine:
         except temporalio.exceptions.WorkflowAlreadyStartedError:
             pass
         holder = await self._lock_holder(lock_id)
-        raise LockAlreadyInUse(
+        raise LockAlreadyInUseError(
             f"lock {lock.key!r} of project {lock.project_name!r} is held by "
             f"{holder or 'another invocation'}",
             lock=lock.key,

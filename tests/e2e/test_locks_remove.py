@@ -44,7 +44,7 @@ def test_lock_refuses_a_second_holder_and_frees_on_any_ending(project: str) -> N
     other = mn.get_deployed_function(project, "other")
     first = hold.start(1.5, lock="table-7")
     assert hold.get(first).status in (InvocationStatus.PENDING, InvocationStatus.RUNNING)
-    with pytest.raises(errors.LockAlreadyInUse) as caught:
+    with pytest.raises(errors.LockAlreadyInUseError) as caught:
         other.start(0, lock="table-7")  # any function of the project
     assert caught.value.holder_invocation_id == first and first in str(caught.value)
     assert other.call_remote(0) == "other"  # no lock, no conflict
@@ -66,7 +66,7 @@ def _try_lock(fn: mn.Function, key: str) -> bool:  # type: ignore[type-arg]
     try:
         fn.start(0, lock=key)
         return True
-    except errors.LockAlreadyInUse:
+    except errors.LockAlreadyInUseError:
         return False
 
 
@@ -76,7 +76,7 @@ def test_of_twenty_concurrent_starts_exactly_one_wins(project: str) -> None:
     def attempt(_: int) -> str | None:
         try:
             return hold.start(2, lock="contended")
-        except errors.LockAlreadyInUse:
+        except errors.LockAlreadyInUseError:
             return None
 
     with ThreadPoolExecutor(20) as pool:
