@@ -23,7 +23,7 @@ registering a version), `discovery` (finding a folder's functions, in its own en
 """
 
 from multinode.admin.credentials import LoginResult, login, logout, stored_profile_path
-from multinode.admin.devserver import DevServer, DevServerConfig, DevServerError
+from multinode.admin.devserver import DevServer, DevServerConfig
 from multinode.admin.inspection import (
     RECENT_INVOCATIONS,
     FunctionDescription,
@@ -48,6 +48,7 @@ from multinode.admin.projects import (
 from multinode.contract.names import DEFAULT_NAMESPACE, DEFAULT_PORT, DEFAULT_TASK_QUEUE, DEFAULT_UI_PORT
 from multinode.contract.records import FunctionSpec, VersionManifest
 from multinode.engine.views import InvocationRow, ProjectListing
+from multinode.errors import DevServerError
 
 __all__ = [
     "DEFAULT_NAMESPACE",
