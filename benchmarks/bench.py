@@ -53,7 +53,7 @@ from temporalio.client import Client as TemporalClient  # noqa: E402
 from temporalio.client import WorkflowHandle  # noqa: E402
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
 
-from temporal_workers.backends.local.backend import TICK_SECONDS  # noqa: E402
+from temporal_workers.backends.local.supervisor import TICK_SECONDS  # noqa: E402
 from temporal_workers.settings import WorkerSettings  # noqa: E402
 from temporal_workers.worker import HEARTBEAT_THROTTLE  # noqa: E402
 

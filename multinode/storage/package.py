@@ -23,7 +23,12 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlparse
 
-from multinode.errors import DeployError, InvalidOptionError, MultinodeError
+from multinode.errors import (
+    DeployError,
+    InvalidOptionError,
+    PackageIntegrityError,
+    PackageNotFoundError,
+)
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -41,14 +46,6 @@ _DIRECTORY_MODE = 0o755
 _COMPRESS_LEVEL = 6
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _URI_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-class PackageIntegrityError(MultinodeError):
-    """A package does not match its hash, is not a valid archive, or has an unsafe member."""
-
-
-class PackageNotFoundError(MultinodeError, LookupError):
-    """No package is stored at this URI."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -426,8 +423,6 @@ __all__ = [
     "EXCLUDED_SUFFIXES",
     "MAX_PACKAGE_BYTES",
     "LocalPackageStore",
-    "PackageIntegrityError",
-    "PackageNotFoundError",
     "PackageStore",
     "build_package",
     "extract_package",

@@ -14,12 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from multinode.errors import DeployError, InvalidOptionError, MultinodeError
+from multinode.errors import (
+    DeployError,
+    InvalidOptionError,
+    MultinodeError,
+    PackageIntegrityError,
+    PackageNotFoundError,
+)
 from multinode.storage import package
 from multinode.storage.package import (
     LocalPackageStore,
-    PackageIntegrityError,
-    PackageNotFoundError,
     build_package,
     extract_package,
     package_store_for,
