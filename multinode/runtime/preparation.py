@@ -11,7 +11,8 @@ from pathlib import Path
 
 from multinode.errors import PackageIntegrityError, PackageNotFoundError, RequirementsInstallError
 from multinode.runtime.environment import Log, environment_python
-from multinode.storage.package import extract_package, read_package
+from multinode.storage.package import extract_package
+from multinode.storage.store import read_package
 
 # No retry can fix these: the attempt fails with the error as its own, and no user code has run.
 PERMANENT_ERRORS = (PackageIntegrityError, PackageNotFoundError, RequirementsInstallError)

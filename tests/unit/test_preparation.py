@@ -9,7 +9,8 @@ import pytest
 
 from multinode.errors import PackageIntegrityError, PackageNotFoundError
 from multinode.runtime.preparation import PERMANENT_ERRORS, prepare_version
-from multinode.storage.package import LocalPackageStore, build_package, sha256_hex
+from multinode.storage.package import build_package, sha256_hex
+from multinode.storage.store import LocalPackageStore
 
 pytestmark = pytest.mark.timeout(30)
 
