@@ -132,3 +132,32 @@ __all__ = [
     "ProjectDoesNotExistError",
     "VersionDoesNotExistError",
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors of preparing or launching an attempt: no user code has run. A worker reports them as
+# the attempt's error (by class name); the deploying side meets the package ones directly.
+
+
+class PackageIntegrityError(MultinodeError):
+    """A package does not match its hash, is not a valid archive, or has an unsafe member."""
+
+
+class PackageNotFoundError(MultinodeError, LookupError):
+    """No package is stored at this URI."""
+
+
+class RequirementsInstallError(DeployError):
+    """The requirements of a tasks folder could not be installed."""
+
+
+class OverridesTooLargeError(InvalidOptionError):
+    """An attempt's Fargate task overrides do not fit RunTask's limit."""
+
+
+__all__ += [
+    "OverridesTooLargeError",
+    "PackageIntegrityError",
+    "PackageNotFoundError",
+    "RequirementsInstallError",
+]

@@ -24,7 +24,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from suite.harness import STAGE_TIMEOUT_SECONDS, START_BATCH
-from temporal_workers.backends.local.backend import TICK_SECONDS
+from temporal_workers.backends.local.supervisor import TICK_SECONDS
 from temporal_workers.settings import WorkerSettings
 from temporal_workers.worker import HEARTBEAT_THROTTLE
 

@@ -4,7 +4,11 @@
 # Build from the repository root (the context must contain pyproject.toml):
 #   docker build -f deploy/images/function.Dockerfile -t multinode-function .
 #
-# Only the package sources are copied below, so a .dockerignore is not needed
+# The image ships the function runtime only: the dependencies pyproject.toml
+# declares (nested invocations need the SDK's, temporalio among them) and the
+# `multinode` package. The worker (temporal_workers) and the CLI stay out.
+#
+# Only pyproject.toml and multinode/ are copied, so a .dockerignore is not needed
 # for correctness; to keep the build context small, ignore at least:
 #   .git  .venv  **/__pycache__  *.egg-info  build  dist  tests  benchmarks
 #   .ci  .env  .env.*   (never send local secrets to the build daemon)
@@ -20,10 +24,13 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /tmp/multinode-src
 COPY pyproject.toml ./
-COPY multinode ./multinode
-COPY temporal_workers ./temporal_workers
-COPY cli ./cli
-RUN pip install . && rm -rf /tmp/multinode-src
+RUN python -c "import tomllib; f = open('pyproject.toml', 'rb'); print('\n'.join(tomllib.load(f)['project']['dependencies']))" > requirements.txt \
+    && pip install --no-cache-dir -r requirements.txt \
+    && rm -rf /tmp/multinode-src
+
+# Into the interpreter's own site-packages, where the virtual environments of
+# versions with requirements find it too (they add this site-packages to theirs).
+COPY multinode /usr/local/lib/python3.11/site-packages/multinode
 
 # User code runs here; a home directory gives caches (pip, uv) a writable place.
 RUN useradd --create-home --uid 10001 --user-group multinode

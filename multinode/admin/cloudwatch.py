@@ -109,13 +109,12 @@ def fargate_log_source(store_spec: str, invocation_id: str, attempt: int) -> Clo
     attempt's documents in the package store's bucket; None when it did not run on Fargate."""
     import json
 
-    from multinode.storage.s3 import normalize_prefix, parse_s3_uri, s3_client
+    from multinode.runtime.fargate_run import TASK_NAME, RunLocation
+    from multinode.storage.s3 import s3_client
 
-    bucket, prefix = parse_s3_uri(store_spec)
-    prefix = normalize_prefix(prefix)
-    key = f"{prefix}runs/{invocation_id}/{attempt}/task.json"
+    location = RunLocation.for_attempt(store_spec, invocation_id, attempt)
     try:
-        body = s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        body = s3_client().get_object(Bucket=location.bucket, Key=location.key(TASK_NAME))["Body"].read()
     except ClientError:
         return None
     task = json.loads(body)

@@ -18,7 +18,8 @@ from multinode.contract.options import FunctionOptions
 from multinode.contract.records import FunctionSpec, PackageRef, VersionManifest
 from multinode.errors import DeployError, ProjectDoesNotExistError
 from multinode.runtime.environment import environment_python
-from multinode.storage.package import build_package, package_store_for, requirements_sha256, sha256_hex
+from multinode.storage.package import build_package, requirements_sha256, sha256_hex
+from multinode.storage.store import package_store_for
 
 ENV_PACKAGE_STORE = "MULTINODE_PACKAGE_STORE"
 

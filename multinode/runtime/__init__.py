@@ -1,5 +1,12 @@
-"""The function's runtime: what runs inside every attempt's container (runner, fork server, the
-frame protocol, version preparation, the Fargate container entrypoint).
+"""The function's runtime: what runs inside every attempt's container.
 
-Imports neither temporalio, boto3 nor pydantic, except the Fargate container entrypoint (boto3).
+`runner` (the function's process), `forkserver`, `frames` (the protocol between the runner and
+its supervisor), `environment` (uv venvs) and `preparation` (a version fetched, checked,
+unpacked), `fargate_run` (the run protocol between the worker's Fargate backend and the
+container), `object_store` (its documents in S3) and `fargate_container` (the function image's
+entrypoint). The worker's backends import these to speak the same protocols.
+
+Imports neither temporalio, boto3 nor pydantic, except `object_store` and `fargate_container`
+(boto3), which only the Fargate container and the worker's Fargate backend import. Never imports
+`temporal_workers`: the function image ships without the worker.
 """

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from multinode.errors import DeployError, InvalidOptionError
+from multinode.errors import InvalidOptionError, RequirementsInstallError
 
 COMPLETE_MARKER = ".multinode-complete"
 RUNTIME_PTH = "multinode-runtime.pth"
@@ -40,10 +40,6 @@ _PACKAGE_PATTERNS = (
 )
 
 Log = Callable[[str], None]
-
-
-class RequirementsInstallError(DeployError):
-    """The requirements of a tasks folder could not be installed."""
 
 
 def environment_python(
@@ -266,7 +262,6 @@ def _shorten(line: str) -> str:
 __all__ = [
     "COMPLETE_MARKER",
     "RUNTIME_PTH",
-    "RequirementsInstallError",
     "environment_dir",
     "environment_python",
     "failing_packages",

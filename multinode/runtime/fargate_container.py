@@ -4,12 +4,15 @@ It does in the container what the local backend does on the worker's machine: fe
 version's package (checked against its sha256 before anything is unpacked), build its
 requirements, fetch the attempt's arguments, and run `python -m multinode.runtime.runner` in its own
 process group with a report pipe. The worker cannot reach it, so it reports through S3 (see
-`temporal_workers.backends.fargate.backend`): the latest progress while it runs, the outcome at the end.
+`multinode.runtime.fargate_run`): the latest progress while it runs, the outcome at the end.
 
 StopTask arrives as SIGTERM. Before the attempt's deadline that is a cancel and is passed on as
 SIGTERM; after it, the worker stopped the task for its timeout, so the function gets SIGUSR1.
 The function's process group is killed after the grace period, which is shorter than Fargate's
 stop timeout so that the outcome is still uploaded before the SIGKILL.
+
+The function image ships `multinode` without the worker: this imports neither temporal_workers
+nor temporalio (boto3 it does, for the bucket).
 """
 
 from __future__ import annotations
@@ -31,14 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from multinode.contract.connection import multinode_home
 from multinode.runtime import runner as _runner
-from multinode.runtime.environment import RequirementsInstallError, environment_python
-from multinode.storage.package import (
-    PackageIntegrityError,
-    PackageNotFoundError,
-    extract_package,
-    read_package,
-)
-from temporal_workers.backends.fargate.backend import (
+from multinode.runtime.fargate_run import (
     ENV_GRACE_PERIOD_SECONDS,
     ENV_PACKAGE_SHA256,
     ENV_PACKAGE_URI,
@@ -51,9 +47,11 @@ from temporal_workers.backends.fargate.backend import (
     MAX_CONTAINER_GRACE_SECONDS,
     OUTCOME_NAME,
     PROGRESS_NAME,
-    ObjectStore,
     RunLocation,
 )
+from multinode.runtime.frames import FrameReader
+from multinode.runtime.object_store import ObjectStore
+from multinode.runtime.preparation import PERMANENT_ERRORS, prepare_version
 
 # The container writes progress at most this often: S3 PUTs cost money and the worker reads
 # it at about the same rate.
@@ -67,8 +65,6 @@ _CONNECTION_VARIABLES = (
     "MULTINODE_PROJECT", "MULTINODE_VERSION_ID", "MULTINODE_INVOCATION_ID", "MULTINODE_ATTEMPT",
 )
 
-# Errors that no retry can fix: the attempt fails, reported as the function's error.
-_PERMANENT_ERRORS = (PackageIntegrityError, PackageNotFoundError, RequirementsInstallError)
 # Errors of the infrastructure around the function: the engine runs the attempt again.
 _INFRASTRUCTURE_ERRORS = (ClientError, BotoCoreError, OSError, ValueError, TypeError)
 
@@ -110,38 +106,21 @@ class ContainerConfig:
 
 
 class Frames:
-    """The runner's frames, read on a thread; only the latest progress is kept."""
+    """The runner's frames, read on a thread while the progress loop looks at them."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.progress: str | None = None
-        self.progress_version = 0
-        self.result: str | None = None
-        self.has_result = False
-        self.error: dict[str, Any] | None = None
-
-    def feed(self, line: bytes) -> None:
-        try:
-            frame = json.loads(line)
-        except ValueError:
-            return
-        kind = frame.get("kind") if isinstance(frame, dict) else None
-        with self.lock:
-            if kind == "progress":
-                self.progress, self.progress_version = frame["value"], self.progress_version + 1
-            elif kind == "result":
-                self.result, self.has_result = frame["value"], True
-            elif kind == "error":
-                self.error = {k: frame.get(k) for k in ("type", "message", "traceback")}
+        self.reader = FrameReader()
 
     def pump(self, fd: int) -> None:
         with os.fdopen(fd, "rb") as pipe:
             for line in pipe:
-                self.feed(line)
+                with self.lock:
+                    self.reader.feed(line)
 
     def latest_progress(self) -> tuple[int, str | None]:
         with self.lock:
-            return self.progress_version, self.progress
+            return self.reader.progress_version, self.reader.progress
 
 
 class _StoppedBeforeStart(Exception):
@@ -228,15 +207,9 @@ class Uploader:
 
 def _prepare(config: ContainerConfig, store: ObjectStore) -> tuple[Path, Path, Path]:
     """Unpack the code, build its environment and fetch the arguments."""
-    code_dir = config.home / "code" / config.package_sha256
-    if not code_dir.exists():
-        # extract_package checks the hash before it writes anything.
-        extract_package(read_package(config.package_uri), config.package_sha256, code_dir)
-    python = environment_python(
-        code_dir / "requirements.txt" if config.requirements_sha256 else None,
-        config.requirements_sha256,
-        config.home / "envs",
-        log=_say,
+    version = prepare_version(
+        config.package_uri, config.package_sha256, config.requirements_sha256,
+        code_root=config.home / "code", envs_root=config.home / "envs", log=_say,
     )
     arguments = store.get_json(config.location.bucket, config.location.key(INPUT_NAME))
     if arguments is None:
@@ -244,7 +217,7 @@ def _prepare(config: ContainerConfig, store: ObjectStore) -> tuple[Path, Path, P
     input_path = config.home / "runs" / config.invocation_id / f"attempt-{config.attempt}.input.json"
     input_path.parent.mkdir(parents=True, exist_ok=True)
     input_path.write_text(json.dumps(arguments))
-    return code_dir, python, input_path
+    return version.code_dir, version.python, input_path
 
 
 def _runner_environment(environ: Mapping[str, str], config: ContainerConfig, code_dir: Path,
@@ -326,14 +299,15 @@ def run_function(config: ContainerConfig, store: ObjectStore, stop: StopHandler,
     done.set()
     progress.join(timeout=10.0)
     with frames.lock:
+        said = frames.reader
         outcome = {
             "exit_code": code,
             "started_at": started_at,
-            "result": frames.result,
-            "has_result": frames.has_result,
-            "error": frames.error,
-            "progress": frames.progress,
-            "has_progress": frames.progress_version > 0,
+            "result": said.result,
+            "has_result": said.has_result,
+            "error": said.error,
+            "progress": said.progress,
+            "has_progress": said.has_progress,
         }
     try:
         uploader.put(OUTCOME_NAME, outcome)
@@ -354,7 +328,7 @@ def _report_failure(config: ContainerConfig, store: ObjectStore, document: dict[
 def run(config: ContainerConfig, store: ObjectStore, stop: StopHandler) -> int:
     try:
         code_dir, python, input_path = _prepare(config, store)
-    except _PERMANENT_ERRORS as exc:
+    except PERMANENT_ERRORS as exc:
         _say(f"{type(exc).__name__}: {exc}")
         error = {"type": type(exc).__name__, "message": str(exc), "traceback": None}
         _report_failure(config, store, {"exit_code": 1, "error": error})

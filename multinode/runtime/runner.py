@@ -1,11 +1,7 @@
 """The function's process: `python -m multinode.runtime.runner`, one per attempt.
 
 It imports the version's main.py, decodes the arguments, calls the function and reports to its
-supervisor over a pipe, one JSON frame per line:
-
-    {"kind": "progress", "value": "<jsonpickle>"}     the latest yielded value
-    {"kind": "result", "value": "<jsonpickle>"}       the final result
-    {"kind": "error", "type": ..., "message": ..., "traceback": ...}
+supervisor over a pipe, one JSON frame per line (see `multinode.runtime.frames`).
 
 Cancellation arrives as SIGTERM and the timeout as SIGUSR1; both become exceptions raised in the
 main thread, inside the user's code. It stays lean: no temporalio unless the function itself
@@ -21,16 +17,15 @@ import sys
 import threading
 import time
 import traceback
-from typing import IO, Any, NoReturn
+from typing import Any, NoReturn
+
+from multinode.runtime.frames import FrameWriter
 
 ENV_REPORT_FD = "MULTINODE_REPORT_FD"
 ENV_INPUT_PATH = "MULTINODE_INPUT_PATH"
 ENV_FUNCTION = "MULTINODE_FUNCTION"
 ENV_CODE_DIR = "MULTINODE_CODE_DIR"
 ENV_CPU_CGROUP = "MULTINODE_CPU_CGROUP_PROCS"
-
-# Progress is coalesced: at most one frame per interval, always ending on the latest value.
-PROGRESS_INTERVAL_SECONDS = 0.05
 
 _interrupted: str | None = None
 
@@ -65,73 +60,6 @@ def _watch_parent(parent_pid: int) -> None:
             time.sleep(0.2)
 
     threading.Thread(target=watch, name="multinode-parent-watch", daemon=True).start()
-
-
-class Reporter:
-    def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
-        self._lock = threading.Lock()
-        self._pending: str | None = None
-        self._last_sent = 0.0
-        self._flusher: threading.Thread | None = None
-
-    def _write(self, frame: dict[str, Any]) -> None:
-        with self._lock:
-            self._stream.write(json.dumps(frame, separators=(",", ":")) + "\n")
-            self._stream.flush()
-
-    def progress(self, encoded: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            due = now - self._last_sent >= PROGRESS_INTERVAL_SECONDS
-            if not due:
-                self._pending = encoded
-                if self._flusher is None:
-                    self._flusher = threading.Thread(target=self._flush_loop, daemon=True)
-                    self._flusher.start()
-                return
-            self._pending = None
-            self._last_sent = now
-        self._write({"kind": "progress", "value": encoded})
-
-    def _flush_loop(self) -> None:
-        while True:
-            time.sleep(PROGRESS_INTERVAL_SECONDS)
-            with self._lock:
-                encoded, self._pending = self._pending, None
-                if encoded is not None:
-                    self._last_sent = time.monotonic()
-            if encoded is not None:
-                self._write({"kind": "progress", "value": encoded})
-
-    def result(self, encoded: str) -> None:
-        with self._lock:
-            self._pending = None
-        self._write({"kind": "result", "value": encoded})
-
-    def child(self, invocation_id: str) -> None:
-        self._write({"kind": "child", "id": invocation_id})
-
-    def error(self, exc: BaseException) -> None:
-        from multinode.contract import limits as L
-
-        text = "".join(traceback.format_exception(type(exc), exc, _user_frames(exc)))
-        if len(text) > L.ERROR_TRACEBACK_MAX_CHARS:
-            keep = L.ERROR_TRACEBACK_MAX_CHARS // 2
-            text = text[:keep] + "\n... (traceback truncated) ...\n" + text[-keep:]
-        message = str(exc)
-        if len(message) > L.ERROR_MESSAGE_MAX_CHARS:
-            message = message[: L.ERROR_MESSAGE_MAX_CHARS] + "... (truncated)"
-        with self._lock:
-            self._pending = None
-        self._write(
-            {
-                "kind": "error",
-                "type": type(exc).__qualname__,
-                "message": message,
-                "traceback": text,
-            }
-        )
 
 
 def _user_frames(exc: BaseException) -> Any:
@@ -181,7 +109,7 @@ def _load_function(code_dir: str, name: str) -> Any:
     return function
 
 
-def run(reporter: Reporter) -> int:
+def run(reporter: FrameWriter) -> int:
     from multinode.contract import codec
 
     with open(os.environ[ENV_INPUT_PATH]) as handle:
@@ -212,7 +140,7 @@ def main() -> NoReturn:
     _install_signal_handlers()
     fd = int(os.environ[ENV_REPORT_FD])
     os.set_inheritable(fd, False)  # the user's own subprocesses must not hold the pipe open
-    reporter = Reporter(os.fdopen(fd, "w", encoding="utf-8"))
+    reporter = FrameWriter(os.fdopen(fd, "w", encoding="utf-8"))
     _watch_parent(parent_pid)
     from multinode import _function
 
@@ -223,7 +151,8 @@ def main() -> NoReturn:
         # Also in the attempt's log, where `multinode logs` shows it.
         traceback.print_exception(type(exc), exc, _user_frames(exc))
         try:
-            reporter.error(exc)
+            text = "".join(traceback.format_exception(type(exc), exc, _user_frames(exc)))
+            reporter.error(type(exc).__qualname__, str(exc), text)
         except BaseException:
             pass
         code = 1

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 import boto3
 from botocore.exceptions import ClientError
 
-from multinode.errors import InvalidOptionError
-from multinode.storage.package import PackageIntegrityError, PackageNotFoundError, sha256_hex
+from multinode.errors import InvalidOptionError, PackageIntegrityError, PackageNotFoundError
+from multinode.storage.package import sha256_hex
+from multinode.storage.s3_uri import normalize_prefix, parse_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -30,21 +30,8 @@ def s3_client(endpoint_url: str | None = None) -> S3Client:
     return boto3.client("s3", endpoint_url=endpoint)
 
 
-def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """Split `s3://bucket/key/or/prefix` into the bucket and the rest (without a leading /)."""
-    parsed = urlparse(uri)
-    if parsed.scheme.lower() != "s3" or not parsed.netloc:
-        raise InvalidOptionError(f"{uri!r} is not an s3://bucket/... URI")
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
-def normalize_prefix(prefix: str) -> str:
-    """A key prefix that ends in "/" (or is empty), so keys can be appended to it."""
-    stripped = prefix.strip("/")
-    return f"{stripped}/" if stripped else ""
-
-
 def is_missing(error: ClientError) -> bool:
+    """Whether S3 answered that the object does not exist."""
     return error.response.get("Error", {}).get("Code", "") in _MISSING_CODES
 
 

@@ -2,16 +2,18 @@
 
 A backend is a port with adapters: `local` (a process on this machine, the embedded default),
 `fargate` (an ECS task) and `fake` (scripted outcomes, for tests of the engine plumbing).
+`outcome` maps how an attempt ended to an `AttemptOutcome`, the same way for every backend.
+
+Imported by the worker (its attempt activity) and the backends themselves.
 """
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from typing import Protocol
 
 from multinode.contract.connection import ConnectionSettings
-from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, ErrorInfo
+from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest
 from multinode.runtime import runner
 
 
@@ -44,27 +46,6 @@ class ContainerBackend(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
         """Release what the backend holds (stop attempts still running)."""
-
-
-def attempt_outcome(
-    outcome: str,
-    value: str | None,
-    *,
-    started_at: float | None,
-    has_value: bool = False,
-    error: ErrorInfo | None = None,
-    exit_code: int | None = None,
-) -> AttemptOutcome:
-    """How an attempt ended, stamped now: the same vocabulary for every backend."""
-    return AttemptOutcome(
-        outcome=outcome,
-        value=value,
-        has_value=has_value,
-        error=error,
-        started_at=started_at,
-        ended_at=time.time(),
-        exit_code=exit_code,
-    )
 
 
 def attempt_environment(request: AttemptRequest, connection: ConnectionSettings) -> dict[str, str]:

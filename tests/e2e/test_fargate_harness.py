@@ -42,13 +42,9 @@ from multinode.contract.records import (
 )
 from multinode.storage.package import build_package, sha256_hex
 from multinode.storage.s3 import S3PackageStore
-from temporal_workers.backends.fargate.backend import (
-    LOG_STREAM_PREFIX,
-    EcsApi,
-    FargateBackend,
-    Timings,
-    load_fargate_config,
-)
+from temporal_workers.backends.fargate.backend import FargateBackend
+from temporal_workers.backends.fargate.config import LOG_STREAM_PREFIX, Timings, load_fargate_config
+from temporal_workers.backends.fargate.ecs import EcsApi
 from temporal_workers.settings import WorkerSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

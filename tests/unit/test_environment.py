@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from multinode.errors import DeployError, InvalidOptionError
+from multinode.errors import DeployError, InvalidOptionError, RequirementsInstallError
 from multinode.runtime import environment as _environment
 from multinode.runtime.environment import (
     COMPLETE_MARKER,
     RUNTIME_PTH,
-    RequirementsInstallError,
     environment_dir,
     environment_python,
     failing_packages,

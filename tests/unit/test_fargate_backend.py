@@ -27,25 +27,20 @@ from multinode.contract.records import (
     Outcome,
     PackageRef,
 )
-from multinode.errors import InvalidOptionError
-from multinode.storage.package import PackageNotFoundError, sha256_hex
+from multinode.errors import InvalidOptionError, OverridesTooLargeError, PackageNotFoundError
+from multinode.runtime.fargate_run import ENV_RUN_TOKEN, ENV_RUN_URI, OUTCOME_NAME, PROGRESS_NAME, RunLocation
+from multinode.runtime.object_store import ObjectStore
+from multinode.storage.package import sha256_hex
 from multinode.storage.s3 import S3PackageStore
 from temporal_workers.backends import InfrastructureError
-from temporal_workers.backends.fargate.backend import (
-    ENV_RUN_TOKEN,
-    ENV_RUN_URI,
+from temporal_workers.backends.fargate.backend import FargateBackend
+from temporal_workers.backends.fargate.config import FargateConfig, Timings, load_fargate_config
+from temporal_workers.backends.fargate.ecs import EcsApi
+from temporal_workers.backends.fargate.request import (
     MAX_OVERRIDES_CHARS,
-    OUTCOME_NAME,
-    PROGRESS_NAME,
-    EcsApi,
-    FargateBackend,
-    FargateConfig,
-    ObjectStore,
-    OverridesTooLargeError,
-    RunLocation,
-    Timings,
     client_token,
-    load_fargate_config,
+    container_environment,
+    run_task_params,
     task_overrides,
 )
 from temporal_workers.settings import WorkerSettings
@@ -510,8 +505,6 @@ def test_ecs_calls_are_well_formed(aws: None, tmp_path: Path) -> None:
     )["taskDefinition"]["taskDefinitionArn"]
     config = FargateConfig("multinode", definition, (subnet,), (group,), "DISABLED",
                            f"s3://{BUCKET}/store", "/g")
-    from temporal_workers.backends.fargate.backend import container_environment, run_task_params
-
     req = request()
     location = RunLocation.for_attempt(config.package_store, req.invocation.invocation_id, 2)
     env = container_environment(req, settings(tmp_path), location, "token")

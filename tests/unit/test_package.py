@@ -14,19 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from multinode.errors import DeployError, InvalidOptionError, MultinodeError
-from multinode.storage import package
-from multinode.storage.package import (
-    LocalPackageStore,
+from multinode.errors import (
+    DeployError,
+    InvalidOptionError,
+    MultinodeError,
     PackageIntegrityError,
     PackageNotFoundError,
+)
+from multinode.storage import package
+from multinode.storage.package import (
     build_package,
     extract_package,
-    package_store_for,
-    read_package,
     requirements_sha256,
     sha256_hex,
 )
+from multinode.storage.store import LocalPackageStore, package_store_for, read_package
 
 
 def make_tasks(folder: Path) -> Path:
@@ -431,5 +433,5 @@ def test_package_store_for_refuses_other_schemes(spec: str) -> None:
 
 @pytest.mark.timeout(60)
 def test_importing_the_module_does_not_import_boto3() -> None:
-    code = "import sys, multinode.storage.package; assert 'boto3' not in sys.modules"
+    code = "import sys, multinode.storage.package, multinode.storage.store; assert 'boto3' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=50)

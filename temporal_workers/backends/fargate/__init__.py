@@ -1,4 +1,6 @@
 """The Fargate container backend: one ECS task per attempt.
 
-Imported by the worker only; the only worker package that imports boto3.
+`backend` (the port's adapter), `supervisor` (one attempt's task launched, watched, stopped),
+`request` (the RunTask call), `outcome` (how a stopped task ended), `ecs` (the ECS seam),
+`config`, `sizes`. Imported by the worker only; the only worker package that imports boto3.
 """
