@@ -106,7 +106,7 @@ def login(
     )
     server_version = None
     if check:
-        from multinode.engine import engine as _engine
+        from multinode.engine import connection as _engine
 
         probe_client = Client(settings)
         try:
@@ -209,7 +209,7 @@ def in_flight_invocations(project_name: str, *, client: Client | None = None) ->
 
 
 def _open_query(project_name: str) -> str:
-    from multinode.engine.engine import invocations_query
+    from multinode.engine.listing import invocations_query
 
     return invocations_query(project_name, None) + ' AND ExecutionStatus = "Running"'
 
@@ -411,7 +411,7 @@ def describe_function(
             f"{function_name!r}; it has: " + ", ".join(sorted(f.name for f in version.functions))
         )
     client = _client(client)
-    from multinode.engine.engine import invocations_query
+    from multinode.engine.listing import invocations_query
 
     query = invocations_query(project_name, function_name)
     filters = f'{names.SA_PROJECT} = "{project_name}" AND {names.SA_FUNCTION} = "{function_name}"'

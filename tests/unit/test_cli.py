@@ -27,7 +27,7 @@ from multinode.admin import logs as _logs
 from multinode.admin import profile as _profile
 from multinode.contract import names
 from multinode.contract.connection import ConnectionSettings, resolve_settings
-from multinode.engine import engine as _engine
+from multinode.engine import connection as _engine
 from multinode.errors import InvocationFailedError
 from multinode_cli import main as cli_main
 from multinode_cli.main import cli
@@ -417,7 +417,8 @@ def test_times_are_rendered_in_utc() -> None:
     assert _admin.format_utc(moment) == "2025-01-31 12:00:05 UTC"
     assert _admin.iso_utc(moment) == "2025-01-31T12:00:05.123Z"
     assert _admin.format_utc(None) == "-"
-    row = _admin.InvocationRow(INVOCATION_ID, "p", "f", None, "SUCCEEDED", None, moment, None)
+    row = _admin.InvocationRow(invocation_id=INVOCATION_ID, project_name="p", function_name="f", version_id="",
+                               status="SUCCEEDED", created_at=moment, ended_at=None)
     assert _admin.to_json([row])[0]["created_at"] == "2025-01-31T12:00:05.123Z"
 
 
