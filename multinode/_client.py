@@ -1,8 +1,8 @@
 """The synchronous face of the engine adapter.
 
-One background thread per process runs an asyncio loop that owns the Temporal client, so the
-synchronous API works the same from scripts, threads and inside other event loops (FastAPI).
-temporalio is imported only when the first call needs it.
+One background thread per process runs an asyncio loop that owns the engine (and its Temporal
+client), so the synchronous API works the same from scripts, threads and inside other event loops
+(FastAPI). temporalio is imported only when the first call needs it.
 """
 
 from __future__ import annotations
@@ -13,14 +13,23 @@ import threading
 import time
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from multinode._port import EnginePort
 from multinode.contract.connection import ConnectionSettings, resolve_settings
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
+    # A bare `Client` holds the Temporal engine (PEP 696 default). Only the type checker needs
+    # typing_extensions for that on Python 3.11; importing it would slow every function's start.
+    from typing_extensions import TypeVar as TypeVarWithDefault
+
     from multinode.engine.engine import Engine
 
-T = TypeVar("T")
+    E = TypeVarWithDefault("E", bound=EnginePort, covariant=True, default=Engine)
+else:
+    E = TypeVar("E", bound=EnginePort, covariant=True)
 
 
 class _LoopThread:
@@ -45,13 +54,14 @@ class _LoopThread:
             self._thread.join(timeout=2)
 
 
-class Client:
-    """Runs engine calls for synchronous callers; connects lazily, once."""
+class Client(Generic[E]):
+    """Runs engine calls for synchronous callers. Without `engine`, connects to the control
+    plane lazily, once; with one (any `EnginePort`, e.g. an in-memory fake in tests), uses it."""
 
-    def __init__(self, settings: ConnectionSettings | None = None) -> None:
+    def __init__(self, settings: ConnectionSettings | None = None, *, engine: E | None = None) -> None:
         self._settings = settings
-        self._engine: Engine | None = None
-        self._connecting: asyncio.Future[Engine] | None = None
+        self._engine: E | None = engine
+        self._connecting: asyncio.Future[E] | None = None
         self._lock = threading.Lock()
         self._loop: _LoopThread | None = None
 
@@ -68,7 +78,7 @@ class Client:
                 atexit.register(self.close)
             return self._loop
 
-    async def engine(self) -> Engine:
+    async def engine(self) -> E:
         if self._engine is None:
             # One connection however many calls arrive before it is made (a burst of starts).
             if self._connecting is None:
@@ -82,11 +92,12 @@ class Client:
                 raise
         return self._engine
 
-    async def _connect(self) -> Engine:
-        from multinode.engine import engine as _engine
+    async def _connect(self) -> E:
+        from multinode.engine.connection import connect
+        from multinode.engine.engine import Engine
 
-        client = await _engine.connect(self.settings)
-        return _engine.Engine(client, self.settings)
+        # Only a client built without an engine connects, and that one holds the default.
+        return cast(E, Engine(await connect(self.settings), self.settings))
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run a coroutine on the client's loop and wait for it."""

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 import time
-from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TextIO, TypeVar
 
 from multinode._invocation import (
@@ -17,6 +14,7 @@ from multinode._invocation import (
     check_owner,
     invocation_from_record,
 )
+from multinode._map import map_results
 from multinode.contract import codec, limits
 from multinode.contract.ids import check_invocation_id, check_name, check_version_id, new_invocation_id
 from multinode.contract.options import FunctionOptions
@@ -31,12 +29,12 @@ from multinode.errors import (
 
 if TYPE_CHECKING:
     from multinode._client import Client
+    from multinode._port import EnginePort
     from multinode.contract.records import (
         FunctionSpec,
         InvocationInput,
         VersionManifest,
     )
-    from multinode.engine.engine import Engine
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,9 +43,6 @@ R = TypeVar("R")
 ENV_PROJECT = "MULTINODE_PROJECT"
 ENV_VERSION = "MULTINODE_VERSION_ID"
 ENV_INVOCATION = "MULTINODE_INVOCATION_ID"
-
-# How many starts a map keeps ahead of the result it is waiting for.
-MAP_WINDOW = 256
 
 # Called with each invocation id this process starts; the function runner listens, so a parent
 # that ends without success can have its children cancelled.
@@ -67,7 +62,7 @@ class Function(Generic[P, R]):
         is_generator: bool = False,
         project_name: str | None = None,
         version_id: str | None = None,
-        client: Client | None = None,
+        client: Client[EnginePort] | None = None,
     ) -> None:
         self.name = name
         self.options = options
@@ -116,7 +111,7 @@ class Function(Generic[P, R]):
         return None
 
     @property
-    def client(self) -> Client:
+    def client(self) -> Client[EnginePort]:
         if self._client is None:
             from multinode._client import default_client
 
@@ -164,7 +159,7 @@ class Function(Generic[P, R]):
             listener(invocation.invocation_id)
         return invocation.invocation_id
 
-    async def _spec(self, engine: Engine) -> tuple[VersionManifest, FunctionSpec]:
+    async def _spec(self, engine: EnginePort) -> tuple[VersionManifest, FunctionSpec]:
         manifest = await self._manifest(engine)
         spec = manifest.function(self.name)
         if spec is None:
@@ -175,14 +170,7 @@ class Function(Generic[P, R]):
             )
         return manifest, spec
 
-    async def _map_window(self) -> int:
-        """How many invocations a map keeps started: no more than can run at once. More would
-        only wait for a slot, and queueing at the semaphore costs each of them a round trip
-        that the workers' quota leases otherwise save."""
-        _, spec = await self._spec(await self.client.engine())
-        return min(MAP_WINDOW, spec.options.max_concurrency)
-
-    async def _manifest(self, engine: Engine) -> VersionManifest:
+    async def _manifest(self, engine: EnginePort) -> VersionManifest:
         version_id = self.version_id
         if version_id is None:
             return await engine.latest_version(self.project_name)
@@ -204,7 +192,6 @@ class Function(Generic[P, R]):
         record, terminated = await engine.get_invocation(invocation_id)
         check_owner(record, self.project_name, self.name)
         return invocation_from_record(record, terminated)
-
 
     def await_result(self, invocation_id: str, timeout: float | None = None) -> R:
         """Wait (on the engine, without polling) until the invocation ends; return its result
@@ -261,12 +248,10 @@ class Function(Generic[P, R]):
 
     def list_ids(self) -> list[str]:
         """Every invocation id of this function, newest first."""
-        from multinode.engine.engine import invocations_query
 
         async def collect() -> list[str]:
             engine = await self.client.engine()
-            query = invocations_query(self.project_name, self.name)
-            return [i async for i in engine.list_invocation_ids(query)]
+            return [i async for i in engine.function_invocation_ids(self.project_name, self.name)]
 
         return sorted(set(self.client.run(collect())), reverse=True)
 
@@ -274,16 +259,14 @@ class Function(Generic[P, R]):
         """The 50 most recent invocation ids, newest first. Pass the returned `offset` back for
         the next page; it is None on the last page. Each invocation appears exactly once across
         the pages, even while invocations finish during the paging."""
-        from multinode.engine.engine import invocations_query
-
         if offset is not None:
             check_invocation_id(offset)
 
         async def page() -> InvocationIdsList:
             engine = await self.client.engine()
-            query = invocations_query(self.project_name, self.name)
-            unarchived = invocations_query(self.project_name, self.name, archived=False)
-            ids, more = await engine.list_page(query, offset, limits.LIST_PAGE_SIZE, unarchived)
+            ids, more = await engine.function_invocations_page(
+                self.project_name, self.name, offset, limits.LIST_PAGE_SIZE
+            )
             return InvocationIdsList(invocation_ids=ids, offset=ids[-1] if more and ids else None)
 
         return self.client.run(page())
@@ -296,7 +279,7 @@ class Function(Generic[P, R]):
         """Invoke the function once per item; yield results in input order as they are ready.
         `progress=True` draws a progress line on stderr (or on the stream given)."""
         total = len(iterable) if isinstance(iterable, Sized) else None
-        return self._map(((item,) for item in iterable), return_exceptions, progress, total)
+        return map_results(self, ((item,) for item in iterable), return_exceptions, progress, total)
 
     def starmap(
         self,
@@ -307,115 +290,7 @@ class Function(Generic[P, R]):
     ) -> Iterator[R]:
         """Invoke the function once per argument tuple; yield results in input order."""
         total = len(iterable) if isinstance(iterable, Sized) else None
-        return self._map(iterable, return_exceptions, progress, total)
-
-    def _map(
-        self,
-        iterable: Iterable[tuple[Any, ...]],
-        return_exceptions: bool,
-        progress: bool | TextIO,
-        total: int | None,
-    ) -> Iterator[R]:
-        bar = _ProgressLine(total, progress) if progress else None
-        results = self._starmap(iterable, return_exceptions)
-        try:
-            for result in results:
-                if bar is not None:
-                    bar.step()
-                yield result
-        finally:
-            results.close()  # cancels what the map started and no longer waits for
-        if bar is not None:
-            bar.close()
-
-    def _starmap(self, iterable: Iterable[tuple[Any, ...]], return_exceptions: bool) -> Generator[R, None, None]:
-        source = iter(iterable)
-        pending: deque[Any] = deque()
-        window: int | None = None
-        try:
-            while True:
-                while window is None or len(pending) < window:
-                    try:
-                        arguments = next(source)
-                    except StopIteration:
-                        break
-                    encoded = codec.encode_arguments(tuple(arguments), {})
-                    if window is None:
-                        window = self.client.run(self._map_window())
-                    pending.append(self.client.submit(self._start_async(*encoded)))
-                if not pending:
-                    return
-                current = pending[0]
-                invocation_id = current.result()
-                try:
-                    value = self.client.run(self._await_async(invocation_id))
-                except (InvocationFailedError, InvocationCancelledError, InvocationTimedOutError) as exc:
-                    pending.popleft()  # ended: nothing left to cancel
-                    if not return_exceptions:
-                        raise
-                    yield exc  # type: ignore[misc]
-                    continue
-                pending.popleft()
-                yield value
-        finally:
-            # Whatever stopped the map (a failure, Ctrl-C, the caller walking away), what it
-            # started and no longer waits for is cancelled, including the one it was awaiting.
-            self._cancel_pending(pending)
-
-    def _cancel_pending(self, pending: deque[Any]) -> None:
-        """Cancel what a map started but will no longer wait for."""
-        ids = []
-        for future in pending:
-            try:
-                ids.append(future.result())
-            except Exception:  # a start that failed has nothing to cancel
-                continue
-
-        async def cancel_all() -> None:
-            engine = await self.client.engine()
-            await asyncio.gather(
-                *(engine.cancel_invocation(i, wait_ack=False) for i in ids), return_exceptions=True
-            )
-
-        if ids:
-            self.client.run(cancel_all())
-
-
-class _ProgressLine:
-    """A one-line progress display for long maps: done/total, rate and time left."""
-
-    def __init__(self, total: int | None, progress: bool | TextIO) -> None:
-        self._stream: TextIO = sys.stderr if progress is True else progress  # type: ignore[assignment]
-        self._total = total
-        self._done = 0
-        self._started = time.monotonic()
-        self._drawn = 0.0
-
-    def step(self) -> None:
-        self._done += 1
-        now = time.monotonic()
-        if now - self._drawn >= 0.1 or self._done == self._total:
-            self._drawn = now
-            self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        elapsed = max(now - self._started, 1e-9)
-        rate = self._done / elapsed
-        if self._total:
-            width = 30
-            filled = int(width * self._done / self._total)
-            left = (self._total - self._done) / rate if rate else 0.0
-            line = (f"[{'#' * filled}{'.' * (width - filled)}] {self._done}/{self._total} "
-                    f"{rate:.1f}/s, {left:.0f} s left")
-        else:
-            line = f"{self._done} done, {rate:.1f}/s"
-        self._stream.write("\r" + line)
-        self._stream.flush()
-
-    def close(self) -> None:
-        self._draw(time.monotonic())
-        self._stream.write("\n")
-        self._stream.flush()
+        return map_results(self, iterable, return_exceptions, progress, total)
 
 
 def get_deployed_function(
@@ -465,5 +340,3 @@ def _result_or_raise(invocation: Invocation[R]) -> R:
         error_message=details.message if details else None,
         remote_traceback=details.traceback if details else None,
     )
-
-

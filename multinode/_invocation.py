@@ -1,44 +1,22 @@
-"""What callers get back: `Invocation`, `InvocationStatus`, `InvocationIdsList`, `Attempt`, and the
-one mapping from the engine's `InvocationRecord` to them."""
+"""What callers get back: `Invocation`, `InvocationStatus` (defined in the contract, which workflows
+share), `InvocationIdsList`, `Attempt`, and the one mapping from the engine's `InvocationRecord` to
+them."""
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from multinode.contract import codec
+from multinode.contract.invocation import InvocationIdentity
+from multinode.contract.invocation import InvocationStatus as InvocationStatus
 from multinode.errors import InvocationDoesNotExistError
 
 if TYPE_CHECKING:
     from multinode.contract.records import ErrorInfo, InvocationRecord
 
 R = TypeVar("R")
-
-
-class InvocationStatus(enum.StrEnum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    CANCELLING = "CANCELLING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    TIMED_OUT = "TIMED_OUT"
-
-    @property
-    def is_final(self) -> bool:
-        return self in _FINAL
-
-
-_FINAL = frozenset(
-    {
-        InvocationStatus.SUCCEEDED,
-        InvocationStatus.FAILED,
-        InvocationStatus.CANCELLED,
-        InvocationStatus.TIMED_OUT,
-    }
-)
 
 
 def utc(epoch_seconds: float | None) -> datetime | None:
@@ -72,11 +50,10 @@ class Attempt:
 
 
 @dataclass(frozen=True)
-class Invocation(Generic[R]):
-    invocation_id: str
-    project_name: str
-    function_name: str
-    version_id: str
+class Invocation(InvocationIdentity, Generic[R]):
+    """One invocation as callers see it: its identity (`invocation_id`, `project_name`,
+    `function_name`, `version_id`, `parent_invocation_id`), status, result and attempts."""
+
     status: InvocationStatus
     result: R | None
     error: str | None
@@ -85,7 +62,6 @@ class Invocation(Generic[R]):
     num_failed_attempts: int
     created_at: datetime
     ended_at: datetime | None = None
-    parent_invocation_id: str | None = None
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
     status_history: tuple[tuple[InvocationStatus, datetime], ...] = field(default_factory=tuple)
 

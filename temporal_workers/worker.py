@@ -16,7 +16,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from multinode.contract import names
 from multinode.contract.records import ArchiverState
-from multinode.engine import engine as _engine
+from multinode.engine.connection import connect, ensure_search_attributes
 from temporal_workers.activities.attempt import AttemptActivities
 from temporal_workers.activities.coordination import CoordinationActivities
 from temporal_workers.backends import ContainerBackend
@@ -113,10 +113,10 @@ async def ensure_archiver(client: Client, settings: WorkerSettings) -> None:
 
 
 async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None) -> None:
-    client = await _engine.connect(settings.connection)
+    client = await connect(settings.connection)
     try:
         # Idempotent: a state folder or namespace from an older Multinode gets the new ones too.
-        await _engine.ensure_search_attributes(client, settings.connection.namespace)
+        await ensure_search_attributes(client, settings.connection.namespace)
     except Exception as exc:  # e.g. no operator permission on a hosted namespace
         log.warning("could not check the search attributes (%s); register them as the README says", exc)
     backend = make_backend(settings)

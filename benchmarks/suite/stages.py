@@ -128,7 +128,7 @@ def stage_get(run: Run) -> None:
 
 
 def stage_list(run: Run) -> None:
-    from multinode.engine.engine import invocations_query
+    from multinode.engine.listing import invocations_query
 
     log(f".list x{run.sizes.list_samples} and one visibility page x{run.sizes.list_samples}")
     noop = fn("noop")

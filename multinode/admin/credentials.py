@@ -44,7 +44,7 @@ def login(
     )
     server_version = None
     if check:
-        from multinode.engine import engine as _engine
+        from multinode.engine import connection as _engine
 
         probe_client = Client(settings)
         try:

@@ -132,7 +132,7 @@ def describe_function(
             f"{function_name!r}; it has: " + ", ".join(sorted(f.name for f in version.functions))
         )
     client = client or default_client()
-    from multinode.engine.engine import invocations_query
+    from multinode.engine.listing import invocations_query
 
     query = invocations_query(project_name, function_name)
     filters = f'{names.SA_PROJECT} = "{project_name}" AND {names.SA_FUNCTION} = "{function_name}"'

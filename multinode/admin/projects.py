@@ -101,7 +101,7 @@ def in_flight_invocations(project_name: str, *, client: Client | None = None) ->
 
 
 def _open_query(project_name: str) -> str:
-    from multinode.engine.engine import invocations_query
+    from multinode.engine.listing import invocations_query
 
     return invocations_query(project_name, None) + ' AND ExecutionStatus = "Running"'
 

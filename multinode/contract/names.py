@@ -3,6 +3,15 @@ histories: never derive them from Python qualnames, never rename them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from multinode.contract.ids import id_time_millis
+
+if TYPE_CHECKING:
+    from multinode.contract.invocation import InvocationIdentity
+    from multinode.contract.records import InvocationRecord
+
 INVOCATION_WORKFLOW = "multinode.Invocation"
 PROJECT_WORKFLOW = "multinode.Project"
 
@@ -88,3 +97,24 @@ def archive_workflow_id(invocation_id: str) -> str:
 
 def archiver_workflow_id(task_queue: str) -> str:
     return f"multinode-archiver:{task_queue}"
+
+
+def invocation_search_attributes(
+    invocation: InvocationIdentity | InvocationRecord, status: str, lock: str | None = None
+) -> dict[str, str | datetime]:
+    """What an invocation's workflow (or its archive record) is searchable by, and the Web UI
+    filters on: project, function, version, status, creation time (read from the id), parent,
+    and the lock it was started under. A datetime value goes into a Datetime attribute, a str
+    into a Keyword one; the engine and the lock workflow wrap these into typed keys."""
+    values: dict[str, str | datetime] = {
+        SA_PROJECT: invocation.project_name,
+        SA_FUNCTION: invocation.function_name,
+        SA_VERSION: invocation.version_id,
+        SA_STATUS: status,
+        SA_CREATED: datetime.fromtimestamp(id_time_millis(invocation.invocation_id) / 1000, tz=UTC),
+    }
+    if invocation.parent_invocation_id:
+        values[SA_PARENT] = invocation.parent_invocation_id
+    if lock is not None:
+        values[SA_LOCK] = lock
+    return values

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from multinode.contract.invocation import InvocationIdentity, InvocationStatus
 from multinode.contract.options import FunctionOptions
 
 T = TypeVar("T")
@@ -57,18 +58,15 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True)
-class InvocationInput:
-    invocation_id: str
-    project_name: str
-    function_name: str
-    version_id: str
+class InvocationInput(InvocationIdentity):
+    """What the invocation workflow starts from (its identity fields come first)."""
+
     options: FunctionOptions
     package: PackageRef
     requirements_sha256: str | None
     args: list[str]
     kwargs: dict[str, str]
     created_at: float
-    parent_invocation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +137,10 @@ class Transition:
 
 @dataclass
 class InvocationRecord:
-    """The state of one invocation, owned by its workflow (query result and final result)."""
+    """The state of one invocation, owned by its workflow (query result and final result).
+
+    Its first five fields repeat `InvocationIdentity` (a unit test holds them equal): the
+    workflow updates the record in place, and a mutable dataclass cannot inherit a frozen one."""
 
     invocation_id: str
     project_name: str
@@ -155,6 +156,20 @@ class InvocationRecord:
     attempts: list[AttemptRecord] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
     ended_at: float | None = None
+
+
+def initial_record(invocation: InvocationInput) -> InvocationRecord:
+    """The record an invocation starts with, stored in its memo when it is started: readable by
+    `.get` before the workflow's first task has run."""
+    return InvocationRecord(
+        invocation_id=invocation.invocation_id,
+        project_name=invocation.project_name,
+        function_name=invocation.function_name,
+        version_id=invocation.version_id,
+        parent_invocation_id=invocation.parent_invocation_id,
+        status=InvocationStatus.PENDING.value,
+        created_at=invocation.created_at,
+    )
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from multinode.contract.invocation import InvocationIdentity
 from multinode.contract.records import VersionManifest
 
 
@@ -24,14 +25,10 @@ class ProjectListing:
 
 
 @dataclass(frozen=True)
-class InvocationRow:
-    """One invocation as the visibility store knows it (no worker needed)."""
+class InvocationRow(InvocationIdentity):
+    """One invocation as the visibility store knows it (no worker needed): its identity from
+    its search attributes, its status, and its workflow's start and close."""
 
-    invocation_id: str
-    project_name: str | None
-    function_name: str | None
-    version_id: str | None
     status: str
-    parent_invocation_id: str | None
     created_at: datetime | None
     ended_at: datetime | None

@@ -14,22 +14,12 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-)
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from multinode.contract import names
-from multinode.contract.records import (
-    ArchiverState,
-    InvocationInput,
-    InvocationRecord,
-    QuotaRequest,
-    QuotaState,
-)
-from multinode.engine.engine import KEY_STATUS, invocation_search_attributes
+from multinode.contract.records import ArchiverState, InvocationRecord, QuotaRequest, QuotaState
+from multinode.engine.attributes import typed_pairs
 
 # Archive records wait a century for a first task no worker will ever run.
 ARCHIVE_START_DELAY = timedelta(days=36500)
@@ -133,9 +123,7 @@ class CoordinationActivities:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return  # removed meanwhile
             raise
-        attributes = invocation_search_attributes(_input_of(record))
-        attributes = [p for p in attributes if p.key.name != KEY_STATUS.name]
-        attributes.append(SearchAttributePair(KEY_STATUS, record.status))
+        attributes = typed_pairs(names.invocation_search_attributes(record, record.status))
         try:
             await self._client.start_workflow(
                 names.ARCHIVE_WORKFLOW,
@@ -154,17 +142,3 @@ class CoordinationActivities:
 
 def _stamp(epoch_seconds: float) -> str:
     return '"' + datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + '"'
-
-
-def _input_of(record: InvocationRecord) -> InvocationInput:
-    """Just enough of an input to rebuild the invocation's search attributes."""
-    from multinode.contract.options import FunctionOptions
-    from multinode.contract.records import PackageRef
-
-    return InvocationInput(
-        invocation_id=record.invocation_id, project_name=record.project_name,
-        function_name=record.function_name, version_id=record.version_id,
-        options=FunctionOptions(), package=PackageRef("", "", 0), requirements_sha256=None,
-        args=[], kwargs={}, created_at=record.created_at,
-        parent_invocation_id=record.parent_invocation_id,
-    )

@@ -45,7 +45,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from multinode.contract import names
 from multinode.contract.records import LeaseGrant, LeaseRequest, QuotaRequest, QuotaState
-from multinode.engine.engine import consume_outcome
+from multinode.engine.failures import consume_outcome
 from temporal_workers.workflows import quota as quota_workflow
 
 log = logging.getLogger("multinode.worker")

@@ -18,6 +18,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, CancelledError
 
 from multinode.contract import names
+from multinode.contract.invocation import InvocationStatus
 from multinode.contract.records import (
     AttemptOutcome,
     AttemptRecord,
@@ -31,8 +32,11 @@ from multinode.contract.records import (
     Transition,
 )
 
-PENDING, RUNNING, CANCELLING = "PENDING", "RUNNING", "CANCELLING"
-SUCCEEDED, FAILED, CANCELLED, TIMED_OUT = "SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"
+# Plain str values (what the record and the search attribute store).
+PENDING, RUNNING, CANCELLING = (s.value for s in (InvocationStatus.PENDING, InvocationStatus.RUNNING,
+                                                  InvocationStatus.CANCELLING))
+SUCCEEDED, FAILED, CANCELLED, TIMED_OUT = (s.value for s in (InvocationStatus.SUCCEEDED, InvocationStatus.FAILED,
+                                                             InvocationStatus.CANCELLED, InvocationStatus.TIMED_OUT))
 FINAL = {SUCCEEDED, FAILED, CANCELLED, TIMED_OUT}
 
 STATUS_KEY = SearchAttributeKey.for_keyword(names.SA_STATUS)

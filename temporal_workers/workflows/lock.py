@@ -8,13 +8,15 @@ started.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.workflow import ParentClosePolicy
 
 from multinode.contract import names
-from multinode.contract.records import InvocationRecord, LockInput
-from multinode.engine.engine import KEY_LOCK, initial_record, invocation_search_attributes
+from multinode.contract.invocation import InvocationStatus
+from multinode.contract.records import InvocationRecord, LockInput, initial_record
 
 
 @workflow.defn(name=names.LOCK_WORKFLOW)
@@ -26,14 +28,13 @@ class LockWorkflow:
     @workflow.run
     async def run(self, lock: LockInput) -> None:
         invocation = lock.invocation
-        pairs = invocation_search_attributes(invocation)
-        pairs.append(SearchAttributePair(KEY_LOCK, lock.key))
+        values = names.invocation_search_attributes(invocation, InvocationStatus.PENDING.value, lock=lock.key)
         child = await workflow.start_child_workflow(
             names.INVOCATION_WORKFLOW,
             invocation,
             id=invocation.invocation_id,
             result_type=InvocationRecord,
-            search_attributes=TypedSearchAttributes(pairs),
+            search_attributes=_typed(values),
             memo={"state": initial_record(invocation)},
             static_summary=f"{lock.summary} · lock {lock.key}",
             parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
@@ -49,3 +50,14 @@ class LockWorkflow:
         """Answers once the guarded invocation exists, so `.start` returns a readable id."""
         await workflow.wait_condition(lambda: self._child_started)
         return workflow.info().workflow_id
+
+
+def _typed(values: dict[str, str | datetime]) -> TypedSearchAttributes:
+    """The contract's values under typed keys (as multinode.engine.attributes does: workflows
+    do not import the engine adapter)."""
+    return TypedSearchAttributes([
+        SearchAttributePair(SearchAttributeKey.for_datetime(name), value)
+        if isinstance(value, datetime)
+        else SearchAttributePair(SearchAttributeKey.for_keyword(name), value)
+        for name, value in values.items()
+    ])

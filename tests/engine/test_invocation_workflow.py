@@ -55,7 +55,7 @@ def fake_worker(control_plane: ControlPlane):  # type: ignore[no-untyped-def]
         ready, stop = threading.Event(), threading.Event()
 
         async def run() -> None:
-            from multinode.engine.engine import connect
+            from multinode.engine.connection import connect
             from temporal_workers.worker import new_leases
 
             engine_client = await connect(connection)

@@ -28,7 +28,7 @@ from multinode.admin import profile as _profile
 from multinode.contract import names
 from multinode.contract.connection import ConnectionSettings, resolve_settings
 from multinode.contract.records import AttemptProgress, AttemptRecord, ErrorInfo, InvocationRecord, Transition
-from multinode.engine import engine as _engine
+from multinode.engine import connection as _engine
 from multinode.errors import InvocationFailedError
 from multinode_cli import arguments, failures, output
 from multinode_cli.main import cli
@@ -418,7 +418,8 @@ def test_times_are_rendered_in_utc() -> None:
     assert output.format_utc(moment) == "2025-01-31 12:00:05 UTC"
     assert output.iso_utc(moment) == "2025-01-31T12:00:05.123Z"
     assert output.format_utc(None) == "-"
-    row = _admin.InvocationRow(INVOCATION_ID, "p", "f", None, "SUCCEEDED", None, moment, None)
+    row = _admin.InvocationRow(invocation_id=INVOCATION_ID, project_name="p", function_name="f", version_id="",
+                               status="SUCCEEDED", created_at=moment, ended_at=None)
     assert output.to_json([row])[0]["created_at"] == "2025-01-31T12:00:05.123Z"
 
 
@@ -437,7 +438,9 @@ class FakeEngine:
     async def invocation_rows(self, query: str, limit: int) -> list[Any]:
         assert f'MultinodeParent = "{INVOCATION_ID}"' in query
         moment = datetime(2025, 1, 31, 12, 0, 2, tzinfo=UTC)
-        return [_admin.InvocationRow(CHILD_ID, "p", "g", VERSION_ID, "SUCCEEDED", INVOCATION_ID, moment, None)]
+        return [_admin.InvocationRow(invocation_id=CHILD_ID, project_name="p", function_name="g",
+                                     version_id=VERSION_ID, status="SUCCEEDED",
+                                     parent_invocation_id=INVOCATION_ID, created_at=moment, ended_at=None)]
 
 
 class FakeClient:

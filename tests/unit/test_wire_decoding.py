@@ -85,8 +85,8 @@ def test_only_multinode_records_are_planned() -> None:
 
 
 def test_the_engine_converter_decodes_records_with_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
-    from multinode.engine import engine as _engine
-    from multinode.engine.engine import DATA_CONVERTER
+    from multinode.engine import converter as _converter
+    from multinode.engine.converter import DATA_CONVERTER
 
     planned: list[type] = []
 
@@ -94,7 +94,7 @@ def test_the_engine_converter_decodes_records_with_the_plan(monkeypatch: pytest.
         planned.append(cls)
         return _wire.from_json(cls, value)
 
-    monkeypatch.setattr(_engine, "from_json", spy)
+    monkeypatch.setattr(_converter, "from_json", spy)
     record = SAMPLES[5]
     converter = DATA_CONVERTER.payload_converter
     payload = converter.to_payloads([record])[0]
