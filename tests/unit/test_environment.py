@@ -9,7 +9,6 @@ import subprocess
 import sys
 import sysconfig
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -118,10 +117,8 @@ def test_second_call_reuses_the_environment(
     marker_mtime = marker.stat().st_mtime_ns
 
     calls = count_uv_venv_calls(monkeypatch)
-    started = time.monotonic()
     assert environment_python(requirements, digest, cache) == python
-    assert time.monotonic() - started < 0.5
-    assert calls == []
+    assert calls == []  # no uv run: the cached environment is reused as it is
     assert marker.stat().st_mtime_ns == marker_mtime
 
 
