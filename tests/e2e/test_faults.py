@@ -159,7 +159,8 @@ def test_load_quota_never_exceeded_nothing_lost_or_duplicated(two_workers: str, 
     ids = [record.start(str(tmp_path), index, 1.0) for index in range(60)]
     assert sorted(record.await_result(i, timeout=150) for i in ids) == list(range(60))
     runs = _runs(tmp_path)
-    assert sorted(int(i) for i in runs) == list(range(60)) and all(len(r) == 1 for r in runs.values())
+    assert sorted(int(i) for i in runs) == list(range(60))
+    assert {i: r for i, r in runs.items() if len(r) != 1} == {}, sorted(tmp_path.glob('overlap-*'))
     events = sorted([(s, 1) for r in runs.values() for s, _ in r] + [(e, -1) for r in runs.values() for _, e in r if e])
     running = peak = 0
     for _, delta in events:
