@@ -134,15 +134,38 @@ def test_quota_holds_across_workers_in_start_order(project: str, tmp_path: Path)
     assert [timed.await_result(i) for i in ids] == list(range(9))
     assert [timed.await_result(i) for i in blockers] == [100, 101, 102]
     starts, ends = _times(tmp_path, "start"), _times(tmp_path, "end")
-    events = sorted([(t, 1) for t in starts.values()] + [(t, -1) for t in ends.values()])
-    running = peak = 0
-    for _, delta in events:
-        running += delta
-        peak = max(peak, running)
-    assert peak == 3
+    assert _peak(starts, ends) == 3
     for i in range(9):  # slots go out in start order
         for j in range(i + 3, 9):
             assert starts[i] < starts[j], (i, j)
+
+
+def _peak(starts: dict[int, float], ends: dict[int, float]) -> int:
+    running = peak = 0
+    for _, delta in sorted([(t, 1) for t in starts.values()] + [(t, -1) for t in ends.values()]):
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def test_quota_is_shared_by_the_versions_of_a_function(project: str, tmp_path: Path) -> None:
+    from multinode.admin.admin import upgrade
+
+    first = fn(project, "timed")
+    probe = first.start(str(tmp_path), 99, 0)
+    first_version = first.get(probe).version_id
+    assert first.await_result(probe) == 99
+    upgrade(write_tasks(tmp_path / "v2", TASKS), project)
+    pinned = mn.get_deployed_function(project, "timed", version_id=first_version)
+    latest = fn(project, "timed")
+    ids = [pinned.start(str(tmp_path), index, 1.0) for index in range(4)]
+    ids += [latest.start(str(tmp_path), index, 1.0) for index in range(4, 8)]
+    assert [latest.await_result(i, timeout=60) for i in ids] == list(range(8))
+    assert {latest.get(i).version_id for i in ids[:4]} == {first_version}
+    assert first_version not in {latest.get(i).version_id for i in ids[4:]}
+    starts, ends = _times(tmp_path, "start"), _times(tmp_path, "end")
+    del starts[99], ends[99]
+    assert _peak(starts, ends) == 3  # max_concurrency=3 for both versions together
 
 
 def test_cancelled_pending_gives_up_its_place(project: str, tmp_path: Path) -> None:
