@@ -19,6 +19,22 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# Tiers in the order they run: a broken unit fails the run in seconds, before any server starts.
+TIERS = ("unit", "network", "engine", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its tier (its folder; `network` for unit tests that reach the
+    package index) and run the tiers in order, each in its files' order."""
+    for item in items:
+        folder = Path(str(item.path)).parent.name
+        if item.get_closest_marker("network") is None and folder in TIERS:
+            item.add_marker(getattr(pytest.mark, folder))
+
+    def tier(item: pytest.Item) -> int:
+        return next((i for i, name in enumerate(TIERS) if item.get_closest_marker(name)), len(TIERS))
+
+    items.sort(key=tier)  # stable: within a tier, the collection order
 EXAMPLE_TASKS = REPO / "tasks"
 GRACE_PERIOD_SECONDS = 2
 HEARTBEAT_TIMEOUT_SECONDS = 3
@@ -65,6 +81,16 @@ class ControlPlane:
         self.workers.append(worker)
         return worker
 
+    def stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        """Stop a worker the way an operator would (SIGTERM: it gives its leases back)."""
+        if worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
     def worker_log(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.home.glob("worker-*.log")))
 
@@ -106,12 +132,7 @@ def running_control_plane(
         yield plane
     finally:
         for worker in plane.workers:
-            if worker.poll() is None:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+            plane.stop_worker(worker)
         server.stop()
         for key, value in saved.items():
             if value is None:

@@ -82,7 +82,8 @@ async def test_first_attempt_syncs_then_slots_are_reused_without_waiting() -> No
     leases.release(first)
     # The semaphore hears of the release, but the next admission does not wait for it.
     semaphore.gate = asyncio.Event()
-    second = await asyncio.wait_for(leases.admit(PROJECT, FUNCTION, 5), timeout=1)
+    # Waiting on the gated semaphore would hang: the deadline only catches that.
+    second = await asyncio.wait_for(leases.admit(PROJECT, FUNCTION, 5), timeout=30)
     assert second is not None
     semaphore.gate.set()
     await settle()
@@ -291,15 +292,16 @@ async def test_a_lease_without_the_whole_quota_does_not_queue() -> None:
     one, two = QuotaLeases("w1", semaphore), QuotaLeases("w2", semaphore)
     assert await one.admit(PROJECT, FUNCTION, 2) and await two.admit(PROJECT, FUNCTION, 2)
     # Slots may free up on the other worker first: waiting here could break start order.
-    assert await asyncio.wait_for(one.admit(PROJECT, FUNCTION, 2, "inv-1", max_wait=10), timeout=1) is None
+    # Queued, it would wait max_wait (far beyond the deadline, which only catches that).
+    assert await asyncio.wait_for(one.admit(PROJECT, FUNCTION, 2, "inv-1", max_wait=600), timeout=30) is None
 
 
 async def test_queueing_is_bounded_in_time_and_number() -> None:
     _, leases, held = await full_lease(2, max_queued=1)
     waiting = queue_up(leases, "inv-1", max_wait=0.2)
     await settle()
-    assert await asyncio.wait_for(leases.admit(PROJECT, FUNCTION, 2, "inv-2", max_wait=10), timeout=1) is None
-    assert await asyncio.wait_for(waiting["inv-1"], timeout=2) is None
+    assert await asyncio.wait_for(leases.admit(PROJECT, FUNCTION, 2, "inv-2", max_wait=600), timeout=30) is None
+    assert await asyncio.wait_for(waiting["inv-1"], timeout=30) is None
     leases.release(held[0])
     await settle()
     # With nobody queued, the freed slot is there for the next attempt.
