@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     )
 
 P = ParamSpec("P")
-R = TypeVar("R")
+R = TypeVar("R", covariant=True)  # a handle on a function of `int` results is one of `object` results
 T = TypeVar("T")
 
 # Set by the worker in a function's process: nested invocations inherit project and version.
