@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Generator, Iterable, Iterator, Sized
+from collections.abc import AsyncGenerator, AsyncIterable, Generator, Iterable, Iterator, Sized
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Generic, Literal, TextIO, TypeVar, overload
 
@@ -71,18 +71,18 @@ class FanOut(Generic[I, R]):
     def aio(
         self, iterable: Iterable[I] | AsyncIterable[I], *, return_exceptions: Literal[False] = False,
         progress: bool | TextIO = False,
-    ) -> AsyncIterator[R]: ...
+    ) -> AsyncGenerator[R, None]: ...
 
     @overload
     def aio(
         self, iterable: Iterable[I] | AsyncIterable[I], *, return_exceptions: bool,
         progress: bool | TextIO = False,
-    ) -> AsyncIterator[R | InvocationError]: ...
+    ) -> AsyncGenerator[R | InvocationError, None]: ...
 
     def aio(
         self, iterable: Iterable[I] | AsyncIterable[I], *, return_exceptions: bool = False,
         progress: bool | TextIO = False,
-    ) -> AsyncIterator[R | InvocationError]:
+    ) -> AsyncGenerator[R | InvocationError, None]:
         total = len(iterable) if isinstance(iterable, Sized) else None
         return map_results_aio(
             self._function, _arguments(iterable, self._star), return_exceptions, progress, total
@@ -190,7 +190,7 @@ async def map_results_aio(
     return_exceptions: bool,
     progress: bool | TextIO,
     total: int | None,
-) -> AsyncIterator[R]:
+) -> AsyncGenerator[R, None]:
     bar = ProgressLine(total, progress) if progress else None
     pending: deque[asyncio.Task[str]] = deque()
     window: int | None = None

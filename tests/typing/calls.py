@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+from collections.abc import AsyncGenerator, Iterator
 from typing import assert_type
 
 import multinode as mn
@@ -48,7 +49,11 @@ async def aio_calls(invocation_id: str) -> None:
     assert_type(await add.remove.aio(invocation_id), None)
     assert_type(await add.list.aio(), InvocationIdsList)
     assert_type(await add.list_ids.aio(), list[str])
-    assert_type(add.map.aio([1, 2]), AsyncIterator[float])
+    assert_type(add.map.aio([1, 2]), AsyncGenerator[float, None])
+    async with contextlib.aclosing(add.map.aio([1, 2])) as results:  # closed (and cancelled) on exit
+        async for first in results:
+            assert_type(first, float)
+            break
     async for result in add.map.aio(range(3)):
         assert_type(result, float)
     async for outcome in add.starmap.aio([(1, 2)], return_exceptions=True):

@@ -368,7 +368,7 @@ def test_start_locked_and_the_lock_keyword_hold_the_same_lock(client: Client[Fak
     assert codec.decode(engine.inputs[own].kwargs["lock"]) == "mine"
     assert engine.locks[("p", "table-8")] == own
     with pytest.raises(InvalidOptionError):
-        f.start_locked(None, 1)  # type: ignore[arg-type]
+        f.start_locked(None, 1)
 
 
 def test_get_deployed_function_returns_is_for_type_checkers_only() -> None:
