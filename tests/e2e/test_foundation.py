@@ -182,7 +182,7 @@ def test_bad_starts_create_nothing(control_plane: ControlPlane, deploy_tasks) ->
         mn.get_deployed_function(manifest.project_name, "echo", version_id="ver-00000000000000000000000000").start(1)
     with pytest.raises(errors.InvocationDoesNotExistError):
         fn.get("inv-00000000000000000000000000")
-    with pytest.raises(errors.InvalidOptionError, match="malformed"):
+    with pytest.raises(errors.InvocationDoesNotExistError, match="malformed"):
         fn.get("inv-../../etc")
 
 
