@@ -65,7 +65,7 @@ def new_leases(client: Client, settings: WorkerSettings) -> QuotaLeases:
     return QuotaLeases(
         new_worker_id(),
         EngineLeaseChannel(client, settings.connection.task_queue),
-        max_queued=max(1, settings.max_concurrent_attempts // 2),
+        max_queued=max(1, settings.max_concurrent_attempts // 2) if settings.local_queue else 0,
     )
 
 
