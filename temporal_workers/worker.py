@@ -20,7 +20,8 @@ from multinode.engine import engine as _engine
 from temporal_workers.activities.attempt import AttemptActivities
 from temporal_workers.activities.coordination import CoordinationActivities
 from temporal_workers.backends import ContainerBackend
-from temporal_workers.quota.leases import EngineLeaseChannel, QuotaLeases
+from temporal_workers.quota.channel import EngineLeaseChannel
+from temporal_workers.quota.leases import QuotaLeases
 from temporal_workers.settings import WorkerSettings
 from temporal_workers.workflows import archiver as archiver_workflow
 from temporal_workers.workflows import invocation as invocation_workflow
