@@ -7,5 +7,5 @@
 
 The semaphore workflow itself is temporal_workers/workflows/quota.py, a shell over `semaphore`.
 Imported by that workflow, the attempt activity and the worker; `semaphore` and `lease_book`
-import neither temporalio nor asyncio.
+are plain synchronous code (no temporalio, no asyncio, no clock of their own).
 """
