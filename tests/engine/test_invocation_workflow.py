@@ -270,7 +270,7 @@ def test_the_semaphore_tells_lease_holders_by_memo_when_invocations_wait(fake_wo
     from multinode.contract import names
     from multinode.contract.ids import new_invocation_id
     from multinode.contract.records import LeaseRequest, QuotaRequest
-    from temporal_workers.quota.leases import EngineLeaseChannel
+    from temporal_workers.quota.channel import EngineLeaseChannel
 
     client = fake_worker(FakeBackend())
     project, function = f"memo-{uuid.uuid4().hex[:8]}", "f"
