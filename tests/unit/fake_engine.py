@@ -2,7 +2,8 @@
 
 Invocations run when they are awaited: `outcome(input)` says how each ends (a status, and a
 value or an error). An invocation nobody awaits stays open, so a test can see what the SDK
-cancels. Every call is recorded, in order."""
+cancels. Every call is recorded, in order. `function()` makes a `Function` over a client on
+such an engine; the fixtures `client` and `outside_a_function` are in `tests/unit/conftest.py`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
+import multinode as mn
+from multinode._client import Client
 from multinode.contract import codec
 from multinode.contract.invocation import InvocationStatus
 from multinode.contract.options import FunctionOptions
@@ -42,6 +45,14 @@ class Ending:
 def echo(invocation: InvocationInput) -> Ending:
     """Succeeds with its first argument."""
     return Ending(InvocationStatus.SUCCEEDED, codec.decode(invocation.args[0]))
+
+
+def doubled_unless_one_fails(invocation: InvocationInput) -> Ending:
+    """Doubles its first argument; fails on 1."""
+    x = codec.decode(invocation.args[0])
+    if x == 1:
+        return Ending(InvocationStatus.FAILED, error=ErrorInfo("ValueError", "one is bad", "Traceback: ..."))
+    return Ending(InvocationStatus.SUCCEEDED, 2 * x)
 
 
 def manifest(project_name: str, *function_names: str, max_concurrency: int = 10,
@@ -157,3 +168,12 @@ class FakeEngine:
         record.status, record.error, record.ended_at = status.value, error, time.time()
         record.result, record.has_result = result, result is not None
         self.ended.add(invocation_id)
+
+
+def function(client: Client[FakeEngine], name: str = "f", project: str = "p") -> mn.Function:  # type: ignore[type-arg]
+    return mn.Function(name, project_name=project, client=client)
+
+
+def item_of(engine: FakeEngine, invocation_id: str) -> object:
+    """The first argument an invocation was started with."""
+    return codec.decode(engine.inputs[invocation_id].args[0])

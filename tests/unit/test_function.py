@@ -3,58 +3,26 @@ the result or error per final status, paging, and map's order, window and cancel
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-import multinode as mn
 from multinode import InvocationStatus
 from multinode._client import Client
-from multinode.contract import codec, limits
-from multinode.contract.records import ErrorInfo, InvocationInput
+from multinode.contract import limits
+from multinode.contract.records import ErrorInfo
 from multinode.errors import (
     InvocationCancelledError,
     InvocationDoesNotExistError,
     InvocationFailedError,
     InvocationTimedOutError,
 )
-from tests.unit.fake_engine import Ending, FakeEngine, manifest
+from tests.unit.fake_engine import Ending, FakeEngine, doubled_unless_one_fails, function, item_of, manifest
 
-pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture(autouse=True)
-def outside_a_function(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Not inside a running function: no inherited project, version or parent."""
-    for name in ("MULTINODE_PROJECT", "MULTINODE_VERSION_ID", "MULTINODE_INVOCATION_ID"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("outside_a_function")]
 
 
 @pytest.fixture
 def engine() -> FakeEngine:
     return FakeEngine(manifest("p", "f", "g", max_concurrency=3), manifest("q", "f"))
-
-
-@pytest.fixture
-def client(engine: FakeEngine) -> Iterator[Client[FakeEngine]]:
-    client = Client(engine=engine)
-    yield client
-    client.close()
-
-
-def function(client: Client[FakeEngine], name: str = "f", project: str = "p") -> mn.Function:  # type: ignore[type-arg]
-    return mn.Function(name, project_name=project, client=client)
-
-
-def item_of(engine: FakeEngine, invocation_id: str) -> object:
-    return codec.decode(engine.inputs[invocation_id].args[0])
-
-
-def doubled_unless_one_fails(invocation: InvocationInput) -> Ending:
-    x = codec.decode(invocation.args[0])
-    if x == 1:
-        return Ending(InvocationStatus.FAILED, error=ErrorInfo("ValueError", "one is bad", "Traceback: ..."))
-    return Ending(InvocationStatus.SUCCEEDED, 2 * x)
 
 
 # ----- ownership ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,7 +14,7 @@ import multinode as mn
 from multinode import InvocationStatus, admin
 from multinode._client import Client
 from multinode.contract import codec
-from multinode.contract.records import ErrorInfo, InvocationInput, InvocationRecord
+from multinode.contract.records import InvocationRecord
 from multinode.errors import (
     AwaitTimeoutError,
     InvalidOptionError,
@@ -23,15 +23,9 @@ from multinode.errors import (
     LockAlreadyInUseError,
     MultinodeError,
 )
-from tests.unit.fake_engine import Ending, FakeEngine, manifest
+from tests.unit.fake_engine import Ending, FakeEngine, doubled_unless_one_fails, function, item_of, manifest
 
-pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture(autouse=True)
-def outside_a_function(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MULTINODE_PROJECT", "MULTINODE_VERSION_ID", "MULTINODE_INVOCATION_ID"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = [pytest.mark.timeout(30), pytest.mark.usefixtures("outside_a_function")]
 
 
 class LoopRecordingEngine(FakeEngine):
@@ -65,28 +59,6 @@ class LoopRecordingEngine(FakeEngine):
 @pytest.fixture
 def engine() -> LoopRecordingEngine:
     return LoopRecordingEngine()
-
-
-@pytest.fixture
-def client(engine: FakeEngine) -> Iterator[Client[FakeEngine]]:
-    client = Client(engine=engine)
-    yield client
-    client.close()
-
-
-def function(client: Client[FakeEngine], name: str = "f") -> mn.Function:  # type: ignore[type-arg]
-    return mn.Function(name, project_name="p", client=client)
-
-
-def item_of(engine: FakeEngine, invocation_id: str) -> object:
-    return codec.decode(engine.inputs[invocation_id].args[0])
-
-
-def doubled_unless_one_fails(invocation: InvocationInput) -> Ending:
-    x = codec.decode(invocation.args[0])
-    if x == 1:
-        return Ending(InvocationStatus.FAILED, error=ErrorInfo("ValueError", "one is bad", "Traceback: ..."))
-    return Ending(InvocationStatus.SUCCEEDED, 2 * x)
 
 
 # ----- on the caller's loop -------------------------------------------------------------------
