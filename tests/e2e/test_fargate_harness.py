@@ -1,8 +1,6 @@
-"""The Fargate path end to end without AWS: a moto server plays S3, ECS and CloudWatch Logs,
-and a harness plays Fargate itself. When the backend runs a task, the harness starts the
-function image's entrypoint (`python -m multinode.runtime.fargate_container`) as a local process with
-the environment the task definition and the overrides give it; StopTask becomes SIGTERM, then
-SIGKILL after the stop timeout; describe_tasks reports the process's real state and exit code.
+"""The Fargate path end to end without AWS: a moto server plays S3, ECS and CloudWatch Logs
+(`tests/e2e/moto_stack.py`), and local processes play Fargate itself: each task is the function
+image's entrypoint run with the task's environment, stopped by signals (`tests/e2e/local_fargate.py`).
 
 The backend is driven directly, with a fake session standing in for the Temporal activity.
 """
@@ -10,52 +8,32 @@ The backend is driven directly, with a fake session standing in for the Temporal
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
-from multinode.admin.cloudwatch import read_function_logs, stream_name
+from multinode.admin.cloudwatch import read_function_logs
 from multinode.contract import codec
 from multinode.contract.connection import ConnectionSettings
 from multinode.contract.ids import new_invocation_id, new_version_id
 from multinode.contract.options import FunctionOptions
-from multinode.contract.records import (
-    AttemptOutcome,
-    AttemptProgress,
-    AttemptRequest,
-    InvocationInput,
-    Outcome,
-    PackageRef,
-)
+from multinode.contract.records import AttemptOutcome, AttemptRequest, InvocationInput, Outcome, PackageRef
 from multinode.storage.package import build_package, sha256_hex
 from multinode.storage.s3 import S3PackageStore
 from temporal_workers.backends.fargate.backend import FargateBackend
 from temporal_workers.backends.fargate.config import LOG_STREAM_PREFIX, Timings, load_fargate_config
-from temporal_workers.backends.fargate.ecs import EcsApi
 from temporal_workers.settings import WorkerSettings
+from tests.e2e.local_fargate import LocalFargate
+from tests.e2e.moto_stack import BUCKET, LOG_GROUP, Stack, create_stack, running_moto_server
+from tests.fargate_doubles import FakeSession
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-REPO = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
-BUCKET = "multinode-harness"
-CLUSTER = "multinode"
-LOG_GROUP = "/multinode/test/functions"
-# Fargate's is 120 s; the container's own grace (2 s here) must end well inside it.
-STOP_TIMEOUT_SECONDS = 15.0
+# The container's own grace: it must end well inside local_fargate.STOP_TIMEOUT_SECONDS.
 GRACE_PERIOD_SECONDS = 2.0
 TIMINGS = Timings(describe_interval=0.2, progress_interval=0.2, tick=0.05,
                   launch_delays=(0.2, 0.5), visibility_grace=10.0, start_timeout=60.0)
@@ -101,236 +79,15 @@ def wait_for_stop(seconds):
 '''
 
 
-# ---------------------------------------------------------------------------------------------
-# moto server and the AWS resources the stack would create
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for_server(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto_server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("moto_server did not become ready")
-
-
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    with open(tmp_path_factory.mktemp("moto") / "moto.log", "wb") as log:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    credentials = {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION, "AWS_ENDPOINT_URL": url,
-    }
-    saved = {name: os.environ.get(name) for name in credentials}
-    os.environ.update(credentials)
-    try:
-        _wait_for_server(url, server)
+    with running_moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
         yield url
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
-@dataclass(frozen=True)
-class Stack:
-    environ: dict[str, str]
 
 
 @pytest.fixture(scope="module")
 def stack(moto_url: str) -> Stack:
-    """What deploy/cloudformation/multinode.yaml creates, made directly in moto."""
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    ec2 = boto3.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(GroupName="tasks", Description="tasks", VpcId=vpc)["GroupId"]
-    ecs = boto3.client("ecs")
-    ecs.create_cluster(clusterName=CLUSTER)
-    definition = ecs.register_task_definition(
-        family="multinode-function", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
-        cpu="256", memory="512",
-        containerDefinitions=[{
-            "name": "function", "image": "multinode-function:test", "essential": True,
-            "stopTimeout": 120, "memoryReservation": 128,
-            "environment": [{"name": "LANG", "value": "C.UTF-8"}],
-            "logConfiguration": {"logDriver": "awslogs", "options": {
-                "awslogs-group": LOG_GROUP, "awslogs-region": REGION,
-                "awslogs-stream-prefix": LOG_STREAM_PREFIX,
-            }},
-        }],
-    )["taskDefinition"]["taskDefinitionArn"]
-    boto3.client("logs").create_log_group(logGroupName=LOG_GROUP)
-    return Stack({
-        "MULTINODE_FARGATE_CLUSTER": CLUSTER,
-        "MULTINODE_FARGATE_TASK_DEFINITION": definition,
-        "MULTINODE_FARGATE_SUBNETS": subnet,
-        "MULTINODE_FARGATE_SECURITY_GROUPS": group,
-        "MULTINODE_FARGATE_ASSIGN_PUBLIC_IP": "DISABLED",
-        "MULTINODE_PACKAGE_STORE": f"s3://{BUCKET}/store",
-        "MULTINODE_FUNCTION_LOG_GROUP": LOG_GROUP,
-        "AWS_ENDPOINT_URL": moto_url,
-    })
-
-
-# ---------------------------------------------------------------------------------------------
-# The harness: Fargate, played by local processes
-
-
-@dataclass
-class LocalTask:
-    process: subprocess.Popen[bytes]
-    started_at: datetime
-    output: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
-    stop_reason: str | None = None
-    killer: threading.Timer | None = None
-
-
-class LocalFargate(EcsApi):
-    """moto validates and records the ECS calls; the tasks themselves run here."""
-
-    def __init__(self, inner: EcsApi, root: Path) -> None:
-        self.inner = inner
-        self.root = root
-        self.tasks: dict[str, LocalTask] = {}
-        self.environments: dict[str, dict[str, str]] = {}
-        self.stops: list[str] = []
-
-    def run_task(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        response = self.inner.run_task(params)
-        for task in response.get("tasks", []):
-            self._start(task["taskArn"], params)
-        return response
-
-    def _environment(self, task_arn: str, params: Mapping[str, Any]) -> dict[str, str]:
-        definition = boto3.client("ecs").describe_task_definition(
-            taskDefinition=params["taskDefinition"])["taskDefinition"]
-        [container] = [c for c in definition["containerDefinitions"] if c["name"] == "function"]
-        [override] = [c for c in params["overrides"]["containerOverrides"] if c["name"] == "function"]
-        home = self.root / task_arn.rsplit("/", 1)[-1]  # each task gets a fresh filesystem
-        home.mkdir(parents=True)
-        env = {
-            # What the image and the task role's credentials provide.
-            "PATH": os.environ["PATH"], "HOME": str(home),
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-            "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
-        }
-        env.update({e["name"]: e["value"] for e in container.get("environment", [])})
-        env.update({e["name"]: e["value"] for e in override.get("environment", [])})
-        return env
-
-    def _start(self, task_arn: str, params: Mapping[str, Any]) -> None:
-        env = self._environment(task_arn, params)
-        self.environments[task_arn] = env
-        process = subprocess.Popen(
-            [sys.executable, "-m", "multinode.runtime.fargate_container"],
-            env=env, cwd=env["HOME"], stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        task = LocalTask(process, datetime.now(UTC))
-        task.reader = threading.Thread(target=self._capture, args=(task,), daemon=True)
-        task.reader.start()
-        self.tasks[task_arn] = task
-
-    @staticmethod
-    def _capture(task: LocalTask) -> None:
-        assert task.process.stdout is not None
-        for line in task.process.stdout:
-            task.output.append(line.decode(errors="replace").rstrip("\n"))
-
-    def describe_task(self, cluster: str, task_arn: str) -> dict[str, Any] | None:
-        task = self.tasks.get(task_arn)
-        if task is None:
-            return self.inner.describe_task(cluster, task_arn)
-        code = task.process.poll()
-        if code is None:
-            status = "RUNNING" if task.stop_reason is None else "DEACTIVATING"
-            return {"taskArn": task_arn, "lastStatus": status, "startedAt": task.started_at,
-                    "containers": [{"name": "function", "lastStatus": "RUNNING"}]}
-        if task.killer is not None:
-            task.killer.cancel()
-        return {
-            "taskArn": task_arn, "lastStatus": "STOPPED", "startedAt": task.started_at,
-            "stopCode": "UserInitiated" if task.stop_reason else "EssentialContainerExited",
-            "stoppedReason": task.stop_reason or "Essential container in task exited",
-            # Docker reports death by signal N as 128 + N.
-            "containers": [{"name": "function", "lastStatus": "STOPPED",
-                            "exitCode": code if code >= 0 else 128 - code}],
-        }
-
-    def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
-        self.inner.stop_task(cluster, task_arn, reason)
-        self.stops.append(reason)
-        task = self.tasks[task_arn]
-        if task.stop_reason is not None or task.process.poll() is not None:
-            return
-        task.stop_reason = reason
-        task.process.send_signal(signal.SIGTERM)
-        task.killer = threading.Timer(STOP_TIMEOUT_SECONDS, task.process.kill)
-        task.killer.start()
-
-    def ship_logs(self, task_arn: str) -> None:
-        """Put the task's output where the awslogs driver would: group, prefix/function/id."""
-        task = self.tasks[task_arn]
-        task.process.wait(timeout=30)
-        assert task.reader is not None
-        task.reader.join(timeout=10)
-        logs = boto3.client("logs")
-        stream = stream_name(LOG_STREAM_PREFIX, task_arn)
-        logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
-        now = int(time.time() * 1000)
-        events = [{"timestamp": now, "message": line} for line in task.output if line]
-        if events:
-            logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=events)
-
-    def close(self) -> None:
-        for task in self.tasks.values():
-            if task.process.poll() is None:
-                task.process.kill()
-                task.process.wait(timeout=10)
-            if task.killer is not None:
-                task.killer.cancel()
-
-
-class FakeSession:
-    def __init__(self) -> None:
-        self.heartbeats: list[AttemptProgress] = []
-        self.started: list[float] = []
-
-    def heartbeat(self, progress: AttemptProgress) -> None:
-        self.heartbeats.append(progress)
-
-    async def notify_started(self, started_at: float) -> None:
-        self.started.append(started_at)
-
-    def interruption(self) -> str:
-        return "cancel"
+    return create_stack(moto_url)
 
 
 @dataclass
