@@ -149,7 +149,7 @@ def _peak(starts: dict[int, float], ends: dict[int, float]) -> int:
 
 
 def test_quota_is_shared_by_the_versions_of_a_function(project: str, tmp_path: Path) -> None:
-    from multinode.admin.admin import upgrade
+    from multinode.admin import upgrade
 
     first = fn(project, "timed")
     probe = first.start(str(tmp_path), 99, 0)
@@ -281,7 +281,7 @@ def test_cancelling_a_parent_cancels_every_level_below_it(project: str, tmp_path
 def test_nested_invocations_run_the_parents_version(project: str, tmp_path: Path) -> None:
     """A parent started on version 1 still starts its children on version 1 after the project
     moved to version 2 (where `square` answers differently)."""
-    from multinode.admin.admin import upgrade
+    from multinode.admin import upgrade
 
     parent, square = fn(project, "version_of_child"), fn(project, "square")
     markers = tmp_path / "markers"

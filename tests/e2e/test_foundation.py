@@ -31,7 +31,7 @@ def test_example_tasks_run_remotely(control_plane: ControlPlane, deploy_tasks, t
 
 
 def test_start_get_await_and_attributes(control_plane: ControlPlane, deploy_tasks, tmp_path: Path) -> None:
-    from multinode.admin.deploy import deploy
+    from multinode.admin.deployment import deploy
 
     manifest = deploy_tasks(
         "from multinode import Multinode\nimport time, os\nmn = Multinode()\n"

@@ -88,7 +88,7 @@ def test_lock_refuses_a_second_holder_and_frees_on_any_ending(project: str) -> N
 
 
 def test_a_lock_belongs_to_its_project(project: str, tmp_path: Path) -> None:
-    from multinode.admin.deploy import deploy
+    from multinode.admin.deployment import deploy
 
     neighbour = deploy(write_tasks(tmp_path / "neighbour", TASKS), f"{project}_n").project_name
     hold = mn.get_deployed_function(project, "hold")
