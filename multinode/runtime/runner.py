@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from multinode.runtime.frames import FrameWriter
@@ -131,20 +132,20 @@ def run(reporter: FrameWriter) -> int:
     args = [codec.decode(text, f"argument {index}", here) for index, text in enumerate(arguments["args"])]
     kwargs = {key: codec.decode(text, f"argument {key!r}", here) for key, text in arguments["kwargs"].items()}
 
-    value = _complete(function.local_callable(*args, **kwargs), reporter)
+    def on_yield(latest: Any) -> None:
+        reporter.progress(codec.encode(latest, "the yielded value"))
+
+    value = complete(function.local_callable(*args, **kwargs), on_yield)
     reporter.result(codec.encode(value, "the result"))
     return 0
 
 
-def _complete(value: Any, reporter: FrameWriter) -> Any:
-    """What the call returned, run to its end: a generator's (sync or async) latest yield is the
-    progress; a coroutine is awaited. Decided on what the call returned, not on how the function
-    was declared, so a plain `def` wrapper around an `async def` runs its body too."""
-    from multinode.contract import codec
-
-    def on_yield(latest: Any) -> None:
-        reporter.progress(codec.encode(latest, "the yielded value"))
-
+def complete(value: Any, on_yield: Callable[[Any], None]) -> Any:
+    """What the function's call returned, run to its end: each yield of a generator (sync or
+    async) goes to `on_yield`, and the last one is the result (a sync generator's non-None
+    `return` value wins); a coroutine is awaited. Decided on what the call returned, not on how
+    the function was declared, so a plain `def` wrapper around an `async def` runs its body
+    too."""
     if inspect.isgenerator(value):
         last: Any = None
         while True:

@@ -199,5 +199,5 @@ def test_a_result_the_caller_cannot_decode_leaves_the_invocation_readable(projec
     final = measures.get(invocation_id)
     assert final.status == InvocationStatus.SUCCEEDED and final.error is None and final.terminated
     assert [a.outcome for a in final.attempts] == ["succeeded"]
-    with pytest.raises(errors.EncodingError, match="functionside.Measured"):
+    with pytest.raises(errors.EncodingError, match=r"functionside\.Measured"):
         final.result  # noqa: B018
