@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import REPO
+
 pytest_plugins = ["pytester"]
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -91,3 +93,19 @@ def test_the_fixtures_start_a_control_plane_and_deploy_as_a_user_runs_them(pytes
     pytester.makepyfile(test_user_tasks=USER_TESTS)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", timeout=200)
     result.assert_outcomes(passed=6)
+
+
+def _readme_block(after: str) -> str:
+    """The python code block of README.md whose first line is `after`."""
+    text = (REPO / "README.md").read_text()
+    start = text.index(f"```python\n{after}\n") + len("```python\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_readme_example_runs_as_written(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(_readme_block("# conftest.py"))
+    tasks = pytester.mkdir("tasks")
+    (tasks / "main.py").write_text(_readme_block("# tasks/main.py"))
+    pytester.makepyfile(test_tasks=_readme_block("# test_tasks.py"))
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", timeout=200)
+    result.assert_outcomes(passed=2)

@@ -117,3 +117,23 @@ def test_discovery_reports_each_functions_kind(tmp_path: Path) -> None:
         "fetch": ("async function", False),
         "stream": ("async generator", True),
     }
+
+
+def test_deploy_and_describe_show_each_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    from multinode.contract.records import PackageRef, VersionManifest
+    from multinode_cli import output
+
+    manifest = VersionManifest(
+        project_name="p", version_id="v", created_at=0.0, package=PackageRef("", "", 0), requirements_sha256=None,
+        functions=[
+            FunctionSpec("old", FunctionOptions(), is_generator=True),  # a manifest from before kinds
+            FunctionSpec("fetch", FunctionOptions(), kind="async function"),
+            FunctionSpec("stream", FunctionOptions(), is_generator=True, kind="async generator"),
+        ],
+    )
+    output.functions_table(manifest)
+    rows = {line.split("  ")[0].strip(): line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert " generator " in rows["old"]
+    assert " async function " in rows["fetch"]
+    assert " async generator " in rows["stream"]
+    assert [f["kind"] for f in output.to_json(manifest)["functions"]] == ["generator", "async function", "async generator"]
