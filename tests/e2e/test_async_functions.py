@@ -4,6 +4,8 @@ because the two environments differ."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -201,3 +203,11 @@ def test_a_result_the_caller_cannot_decode_leaves_the_invocation_readable(projec
     assert [a.outcome for a in final.attempts] == ["succeeded"]
     with pytest.raises(errors.EncodingError, match=r"functionside\.Measured"):
         final.result  # noqa: B018
+    # The CLI, which has no tasks folder either, shows the value as it travelled.
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "multinode"), "get", project, "measures", invocation_id, "--json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    data = json.loads(shown.stdout)
+    assert data["status"] == "SUCCEEDED" and data["result"] == {"py/object": "functionside.Measured", "n": 7}
+    assert data["result_not_decodable_here"].startswith(expected)
