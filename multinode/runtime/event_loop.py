@@ -97,9 +97,16 @@ async def _drive(coroutine: Any) -> Any:
             error = ours if ours is not None else cancelled
 
 
-def run(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run `main()` on a fresh event loop in this (main) thread; `main` awaits the function
-    through `drive`."""
+def run(main: Callable[[], Coroutine[Any, Any, Any]], *, tidy: bool = False) -> Any:
+    """Run `main()` on a fresh event loop in this thread; `main` awaits the function through
+    `drive` or `iterate`.
+
+    In an attempt (`tidy=False`) the loop is left as it is once `main` is done: tasks the
+    function started and left running are abandoned, as a sync function's leftover threads are
+    (the process reports the outcome and ends with `os._exit`). Cancelling them first, or
+    waiting for the default executor's threads as `asyncio.run` does, could hold back the
+    outcome of a function that has already finished. `tidy=True` tears down like `asyncio.run`
+    (for a function run inside a test process)."""
 
     async def entry() -> Any:
         _state.loop = asyncio.get_running_loop()
@@ -109,7 +116,11 @@ def run(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
         finally:
             _state.loop = _state.task = None
 
-    return asyncio.run(entry())
+    if tidy:
+        return asyncio.run(entry())
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop.run_until_complete(entry())
 
 
 async def drive(coroutine: Any) -> Any:

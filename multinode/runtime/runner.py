@@ -140,12 +140,12 @@ def run(reporter: FrameWriter) -> int:
     return 0
 
 
-def complete(value: Any, on_yield: Callable[[Any], None]) -> Any:
+def complete(value: Any, on_yield: Callable[[Any], None], tidy: bool = False) -> Any:
     """What the function's call returned, run to its end: each yield of a generator (sync or
     async) goes to `on_yield`, and the last one is the result (a sync generator's non-None
     `return` value wins); a coroutine is awaited. Decided on what the call returned, not on how
     the function was declared, so a plain `def` wrapper around an `async def` runs its body
-    too."""
+    too. `tidy`: see `event_loop.run`."""
     if inspect.isgenerator(value):
         last: Any = None
         while True:
@@ -161,8 +161,8 @@ def complete(value: Any, on_yield: Callable[[Any], None]) -> Any:
 
         awaitable = value
         if inspect.iscoroutine(awaitable):
-            return event_loop.run(lambda: event_loop.drive(awaitable))
-        return event_loop.run(lambda: event_loop.iterate(awaitable, on_yield))
+            return event_loop.run(lambda: event_loop.drive(awaitable), tidy=tidy)
+        return event_loop.run(lambda: event_loop.iterate(awaitable, on_yield), tidy=tidy)
     return value
 
 

@@ -46,7 +46,7 @@ def run_locally(function: Any, /, *args: Any, **kwargs: Any) -> Any:
         codec.encode(latest, "the yielded value")
 
     def run() -> Any:
-        return complete(body(*call_args, **call_kwargs), check_yield)
+        return complete(body(*call_args, **call_kwargs), check_yield, tidy=True)
 
     value = run() if not _loop_running() else _on_own_thread(run)
     return codec.decode(codec.encode(value, "the result"), "the result", "in run_locally")

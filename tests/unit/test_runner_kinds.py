@@ -124,6 +124,13 @@ async def unsendable():
 
 
 @mn.function()
+async def leaves_work_behind():
+    asyncio.get_running_loop().run_in_executor(None, time.sleep, 600)
+    asyncio.get_running_loop().create_task(asyncio.sleep(600))
+    return "done"
+
+
+@mn.function()
 def takes(value):
     return repr(value)
 '''
@@ -251,6 +258,12 @@ def test_an_interruption_reaches_the_await_of_a_gather(start, tmp_path: Path) ->
     wait_for(marker)
     os.kill(attempt.process.pid, signal.SIGTERM)
     assert attempt.result() == "InvocationCancelledError at await asyncio.gather(child(), child())"
+
+
+def test_work_left_running_does_not_hold_back_the_outcome(start) -> None:  # type: ignore[no-untyped-def]
+    # As a sync function's leftover threads: abandoned, not awaited (asyncio.run would wait for
+    # the executor's thread, here for 600 s).
+    assert start("leaves_work_behind").result() == "done"
 
 
 def test_a_def_that_returns_a_coroutine_runs_its_body(start) -> None:  # type: ignore[no-untyped-def]
