@@ -55,6 +55,9 @@ async def polite(marker_dir):
         while True:
             yield i
             i += 1
+            if i > 2:
+                # Written once the coroutine is suspended at the await below.
+                asyncio.get_running_loop().call_soon(Path(marker_dir, "waiting").write_text, "")
             await asyncio.sleep(600 if i > 2 else 0.01)
     except InvocationCancelledError as error:
         await asyncio.sleep(0.05)  # clean-up still awaits
@@ -152,7 +155,7 @@ def test_an_async_generators_latest_yield_is_its_progress_then_its_result(projec
 def test_cancel_arrives_inside_the_await(project: str, tmp_path: Path) -> None:
     polite = fn(project, "polite")
     invocation_id = polite.start(str(tmp_path))
-    wait_until(lambda: polite.get(invocation_id).result == 2, message="the long await")
+    wait_until(lambda: (tmp_path / "waiting").exists(), message="the long await")
     assert polite.cancel(invocation_id) is True
     with pytest.raises(errors.InvocationCancelledError):
         polite.await_result(invocation_id)
