@@ -1,8 +1,11 @@
-"""The synchronous face of the engine adapter.
+"""Where the SDK's calls run, and on which connection.
 
-One background thread per process runs an asyncio loop that owns the engine (and its Temporal
-client), so the synchronous API works the same from scripts, threads and inside other event loops
-(FastAPI). temporalio is imported only when the first call needs it.
+A Temporal client is bound to the event loop it was created on, so a `Client` keeps one engine
+(one connection) per event loop, made by the first call on that loop however many calls arrive
+before it is made. `.aio` calls run on the caller's own loop with that loop's engine. Synchronous
+calls run on one background thread per client, whose loop owns its own engine, so they work the
+same from scripts, threads and inside other event loops (FastAPI). temporalio is imported only
+when the first call needs it.
 """
 
 from __future__ import annotations
@@ -55,13 +58,16 @@ class _LoopThread:
 
 
 class Client(Generic[E]):
-    """Runs engine calls for synchronous callers. Without `engine`, connects to the control
-    plane lazily, once; with one (any `EnginePort`, e.g. an in-memory fake in tests), uses it."""
+    """Runs engine calls: on the caller's event loop (`.aio`) or, for synchronous callers, on a
+    background loop. Without `engine`, connects to the control plane lazily, once per loop; with
+    one (any `EnginePort`, e.g. an in-memory fake in tests), uses it on every loop."""
 
     def __init__(self, settings: ConnectionSettings | None = None, *, engine: E | None = None) -> None:
         self._settings = settings
-        self._engine: E | None = engine
-        self._connecting: asyncio.Future[E] | None = None
+        self._given: E | None = engine
+        # Per event loop: its engine once connected, and the connection being made until then.
+        self._engines: dict[asyncio.AbstractEventLoop, E] = {}
+        self._connecting: dict[asyncio.AbstractEventLoop, asyncio.Future[E]] = {}
         self._lock = threading.Lock()
         self._loop: _LoopThread | None = None
 
@@ -79,18 +85,38 @@ class Client(Generic[E]):
             return self._loop
 
     async def engine(self) -> E:
-        if self._engine is None:
-            # One connection however many calls arrive before it is made (a burst of starts).
-            if self._connecting is None:
-                self._connecting = asyncio.ensure_future(self._connect())
-            connecting = self._connecting
-            try:
-                self._engine = await asyncio.shield(connecting)
-            except BaseException:
-                if connecting.done() and self._connecting is connecting:
-                    self._connecting = None  # the next call tries again
-                raise
-        return self._engine
+        """The engine of the running event loop."""
+        if self._given is not None:
+            return self._given
+        loop = asyncio.get_running_loop()
+        engine = self._engines.get(loop)
+        if engine is not None:
+            return engine
+        # Only this loop's thread reads or writes this loop's entries; the lock guards the dicts
+        # against the pruning another thread may do.
+        with self._lock:
+            connecting = self._connecting.get(loop)
+            if connecting is None:
+                self._forget_closed_loops()
+                connecting = self._connecting[loop] = loop.create_task(self._connect())
+        try:
+            engine = await asyncio.shield(connecting)
+        finally:
+            if connecting.done():
+                with self._lock:
+                    if self._connecting.get(loop) is connecting:
+                        del self._connecting[loop]  # a failed attempt: the next call tries again
+                        if not connecting.cancelled() and connecting.exception() is None:
+                            self._engines[loop] = connecting.result()
+        return engine
+
+    def _forget_closed_loops(self) -> None:
+        """Drop the engines of loops that have closed (an `asyncio.run` that returned): their
+        connections cannot be used again."""
+        for loop in [loop for loop in self._engines if loop.is_closed()]:
+            del self._engines[loop]
+        for loop in [loop for loop in self._connecting if loop.is_closed()]:
+            del self._connecting[loop]
 
     async def _connect(self) -> E:
         from multinode.engine.connection import connect
@@ -112,15 +138,20 @@ class Client(Generic[E]):
         return self._loop_thread().submit(coro)
 
     def close(self) -> None:
+        """Stop the background loop, closing its engine. Engines of other loops end with their
+        loop (`asyncio.run` cancels their background watches when it returns)."""
         loop, self._loop = self._loop, None
         if loop is not None:
-            if self._engine is not None and loop.loop.is_running() and not loop.is_current():
+            engine = self._given or self._engines.get(loop.loop)
+            if engine is not None and loop.loop.is_running() and not loop.is_current():
                 # Ends the engine's background watches before their loop stops under them.
                 try:
-                    loop.submit(self._engine.close()).result(timeout=1)
+                    loop.submit(engine.close()).result(timeout=1)
                 except Exception:  # closing is best effort; the process is going away
                     pass
             loop.stop()
+            with self._lock:
+                self._engines.pop(loop.loop, None)
             # The Temporal client's native threads can race interpreter teardown (temporalio
             # sdk-python issue 300); a short pause lets them settle before finalization.
             time.sleep(0.05)

@@ -6,7 +6,7 @@ process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -40,8 +40,22 @@ class _Decorator:
     def __init__(self, options: dict[str, Any]) -> None:
         self._options = parse_options(**options)
 
+    # The result type callers see: a generator's is its latest `yield`, or its `return` value
+    # when that is not None; a coroutine function's is what it returns once awaited.
     @overload
-    def __call__(self, fn: Callable[P, Generator[Y, Any, Any]]) -> Function[P, Y]: ...
+    def __call__(self, fn: Callable[P, Generator[Y, Any, None]]) -> Function[P, Y]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, Generator[Y, Any, R]]) -> Function[P, Y | R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, Iterator[Y]]) -> Function[P, Y]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, AsyncIterator[Y]]) -> Function[P, Y]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Function[P, R]: ...
 
     @overload
     def __call__(self, fn: Callable[P, R]) -> Function[P, R]: ...

@@ -1,12 +1,17 @@
-"""`Function[P, R]`: one deployed function, and everything a caller can do with it."""
+"""`Function[P, R]`: one deployed function, and everything a caller can do with it.
+
+Every blocking call has an `.aio` twin for event loops (`multinode._call`): `fn.get(id)` from
+threads and scripts, `await fn.get.aio(id)` from `async def` code."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sized
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TextIO, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from multinode._call import blocking
 from multinode._invocation import (
     Invocation,
     InvocationIdsList,
@@ -14,11 +19,18 @@ from multinode._invocation import (
     check_owner,
     invocation_from_record,
 )
-from multinode._map import map_results
+from multinode._map import FanOut
 from multinode.contract import codec, limits
-from multinode.contract.ids import check_invocation_id, check_name, check_version_id, new_invocation_id
+from multinode.contract.ids import (
+    check_invocation_id,
+    check_name,
+    check_page_offset,
+    check_version_id,
+    new_invocation_id,
+)
 from multinode.contract.options import FunctionOptions
 from multinode.errors import (
+    AwaitTimeoutError,
     FunctionDoesNotExistError,
     InvalidOptionError,
     InvocationCancelledError,
@@ -37,7 +49,8 @@ if TYPE_CHECKING:
     )
 
 P = ParamSpec("P")
-R = TypeVar("R")
+R = TypeVar("R", covariant=True)  # a handle on a function of `int` results is one of `object` results
+T = TypeVar("T")
 
 # Set by the worker in a function's process: nested invocations inherit project and version.
 ENV_PROJECT = "MULTINODE_PROJECT"
@@ -120,16 +133,25 @@ class Function(Generic[P, R]):
 
     # ----- start --------------------------------------------------------------------------
 
-    def start(self, *args: P.args, **kwargs: P.kwargs) -> str:
-        """Start an invocation; returns its id (`inv-...`) at once.
+    @blocking
+    def start(self, /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, str]:
+        """Start an invocation; returns its id (`inv-...`) at once. `await fn.start.aio(...)`
+        does the same on the running event loop.
 
-        `lock="key"` (a reserved keyword) starts it only if no other PENDING or RUNNING
-        invocation of the project holds that key, else raises `LockAlreadyInUseError`; the key is
-        free again when this invocation ends, however it ends.
+        `lock="key"` (a reserved keyword, kept for code written against the original docs; the
+        typed spelling is `start_locked`) starts it only if the key is free.
         """
-        lock = _check_lock_key(kwargs.pop("lock", None))
-        encoded = codec.encode_arguments(args, dict(kwargs))
-        return self.client.run(self._start_async(*encoded, lock=lock))
+        lock = kwargs.pop("lock", None)
+        key = None if lock is None else _check_lock_key(lock)
+        return self._start_async(*codec.encode_arguments(args, dict(kwargs)), lock=key)
+
+    @blocking
+    def start_locked(self, lock: str, /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, str]:
+        """Start an invocation only if no other PENDING or RUNNING invocation of the project
+        holds `lock`, else raise `LockAlreadyInUseError`; the key is free again when this
+        invocation ends, however it ends. Every other argument goes to the function."""
+        key = _check_lock_key(lock)
+        return self._start_async(*codec.encode_arguments(args, dict(kwargs)), lock=key)
 
     async def _start_async(self, args: list[str], kwargs: dict[str, str], lock: str | None = None) -> str:
         from multinode.contract.records import InvocationInput, LockInput
@@ -182,10 +204,12 @@ class Function(Generic[P, R]):
 
     # ----- reading ------------------------------------------------------------------------
 
-    def get(self, invocation_id: str) -> Invocation[R]:
-        """The invocation's status, latest result (or yielded value), error and attempts."""
+    @blocking
+    def get(self, /, invocation_id: str) -> Coroutine[Any, Any, Invocation[R]]:
+        """The invocation's status, latest result (or yielded value), error and attempts.
+        A malformed or unknown id raises InvocationDoesNotExistError."""
         check_invocation_id(invocation_id)
-        return self.client.run(self._get_async(invocation_id))
+        return self._get_async(invocation_id)
 
     async def _get_async(self, invocation_id: str) -> Invocation[R]:
         engine = await self.client.engine()
@@ -193,111 +217,137 @@ class Function(Generic[P, R]):
         check_owner(record, self.project_name, self.name)
         return invocation_from_record(record, terminated)
 
-    def await_result(self, invocation_id: str, timeout: float | None = None) -> R:
+    @blocking
+    def await_result(self, /, invocation_id: str, timeout: float | None = None) -> Coroutine[Any, Any, R]:
         """Wait (on the engine, without polling) until the invocation ends; return its result
-        or raise InvocationFailedError / InvocationCancelledError / InvocationTimedOutError."""
+        or raise InvocationFailedError / InvocationCancelledError / InvocationTimedOutError.
+        After `timeout` seconds, raise AwaitTimeoutError (the invocation goes on)."""
         check_invocation_id(invocation_id)
-        return self.client.run(self._await_async(invocation_id), timeout=timeout)
+        return self._await_async(invocation_id, timeout)
 
-    async def _await_async(self, invocation_id: str) -> R:
+    async def _await_async(self, invocation_id: str, timeout: float | None = None) -> R:
         engine = await self.client.engine()
-        record = await engine.await_invocation(invocation_id)
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                record = await engine.await_invocation(invocation_id)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise AwaitTimeoutError(
+                f"invocation {invocation_id} did not end within {timeout:g} s; it goes on "
+                f"(stop it with .cancel)",
+                invocation_id=invocation_id,
+            ) from None
         check_owner(record, self.project_name, self.name)
         result: R = _result_or_raise(invocation_from_record(record, terminated=True))
         return result
 
-    def call_remote(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    @blocking
+    def call_remote(self, /, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         """Start an invocation and wait for its result."""
-        encoded = codec.encode_arguments(args, dict(kwargs))
+        return self._call_async(*codec.encode_arguments(args, dict(kwargs)))
 
-        async def call() -> R:
-            return await self._await_async(await self._start_async(*encoded))
-
-        return self.client.run(call())
+    async def _call_async(self, args: list[str], kwargs: dict[str, str]) -> R:
+        return await self._await_async(await self._start_async(args, kwargs))
 
     # ----- cancel and list ----------------------------------------------------------------
 
-    def cancel(self, invocation_id: str) -> bool:
+    @blocking
+    def cancel(self, /, invocation_id: str) -> Coroutine[Any, Any, bool]:
         """Ask the invocation to stop. Returns False, changing nothing, when it had already
         ended."""
         check_invocation_id(invocation_id)
+        return self._cancel_async(invocation_id)
 
-        async def cancel() -> bool:
-            engine = await self.client.engine()
-            record, ended = await engine.get_invocation(invocation_id)
-            check_owner(record, self.project_name, self.name)
-            if ended:
-                return False
-            reply = await engine.cancel_invocation(invocation_id)
-            return reply.requested
+    async def _cancel_async(self, invocation_id: str) -> bool:
+        engine = await self.client.engine()
+        record, ended = await engine.get_invocation(invocation_id)
+        check_owner(record, self.project_name, self.name)
+        if ended:
+            return False
+        reply = await engine.cancel_invocation(invocation_id)
+        return reply.requested
 
-        return self.client.run(cancel())
-
-    def remove(self, invocation_id: str) -> None:
+    @blocking
+    def remove(self, /, invocation_id: str) -> Coroutine[Any, Any, None]:
         """Cancel the invocation if it is still PENDING or RUNNING, then delete its data:
         afterwards `.get` raises InvocationDoesNotExistError and `.list` no longer shows it."""
         check_invocation_id(invocation_id)
+        return self._remove_async(invocation_id)
 
-        async def remove() -> None:
-            engine = await self.client.engine()
-            record, _ = await engine.get_invocation(invocation_id)
-            check_owner(record, self.project_name, self.name)
-            await engine.remove_invocation(invocation_id)
+    async def _remove_async(self, invocation_id: str) -> None:
+        engine = await self.client.engine()
+        record, _ = await engine.get_invocation(invocation_id)
+        check_owner(record, self.project_name, self.name)
+        await engine.remove_invocation(invocation_id)
 
-        self.client.run(remove())
-
-    def list_ids(self) -> list[str]:
+    @blocking
+    def list_ids(self, /) -> Coroutine[Any, Any, list[str]]:
         """Every invocation id of this function, newest first."""
+        return self._list_ids_async()
 
-        async def collect() -> list[str]:
-            engine = await self.client.engine()
-            return [i async for i in engine.function_invocation_ids(self.project_name, self.name)]
+    async def _list_ids_async(self) -> list[str]:
+        engine = await self.client.engine()
+        ids = {i async for i in engine.function_invocation_ids(self.project_name, self.name)}
+        return sorted(ids, reverse=True)
 
-        return sorted(set(self.client.run(collect())), reverse=True)
+    async def _page_async(self, offset: str | None) -> InvocationIdsList:
+        engine = await self.client.engine()
+        ids, more = await engine.function_invocations_page(
+            self.project_name, self.name, offset, limits.LIST_PAGE_SIZE
+        )
+        return InvocationIdsList(invocation_ids=ids, offset=ids[-1] if more and ids else None)
 
-    def list(self, offset: str | None = None) -> InvocationIdsList:
+    # Defined after every annotation that names the builtin `list`: in the class body this
+    # name is the call from here on.
+    @blocking
+    def list(self, /, offset: str | None = None) -> Coroutine[Any, Any, InvocationIdsList]:
         """The 50 most recent invocation ids, newest first. Pass the returned `offset` back for
         the next page; it is None on the last page. Each invocation appears exactly once across
         the pages, even while invocations finish during the paging."""
         if offset is not None:
-            check_invocation_id(offset)
-
-        async def page() -> InvocationIdsList:
-            engine = await self.client.engine()
-            ids, more = await engine.function_invocations_page(
-                self.project_name, self.name, offset, limits.LIST_PAGE_SIZE
-            )
-            return InvocationIdsList(invocation_ids=ids, offset=ids[-1] if more and ids else None)
-
-        return self.client.run(page())
+            check_page_offset(offset)
+        return self._page_async(offset)
 
     # ----- fan-out ------------------------------------------------------------------------
 
-    def map(
-        self, iterable: Iterable[Any], *, return_exceptions: bool = False, progress: bool | TextIO = False
-    ) -> Iterator[R]:
-        """Invoke the function once per item; yield results in input order as they are ready.
-        `progress=True` draws a progress line on stderr (or on the stream given)."""
-        total = len(iterable) if isinstance(iterable, Sized) else None
-        return map_results(self, ((item,) for item in iterable), return_exceptions, progress, total)
+    @property
+    def map(self) -> FanOut[Any, R]:
+        """`fn.map(iterable)`: invoke the function once per item; yield results in input order
+        as they are ready (`async for r in fn.map.aio(iterable)` on an event loop).
+        `return_exceptions=True` yields failures in place; `progress=True` draws a progress
+        line on stderr (or on the stream given)."""
+        return FanOut(self, star=False)
 
-    def starmap(
-        self,
-        iterable: Iterable[tuple[Any, ...]],
-        *,
-        return_exceptions: bool = False,
-        progress: bool | TextIO = False,
-    ) -> Iterator[R]:
-        """Invoke the function once per argument tuple; yield results in input order."""
-        total = len(iterable) if isinstance(iterable, Sized) else None
-        return map_results(self, iterable, return_exceptions, progress, total)
+    @property
+    def starmap(self) -> FanOut[tuple[Any, ...], R]:
+        """`fn.starmap(iterable_of_tuples)`: like `map`, one argument tuple per invocation."""
+        return FanOut(self, star=True)
+
+
+@overload
+def get_deployed_function(
+    project_name: str, function_name: str, version_id: str | None = None
+) -> Function[..., Any]: ...
+
+
+@overload
+def get_deployed_function(
+    project_name: str, function_name: str, version_id: str | None = None, *, returns: type[T]
+) -> Function[..., T]: ...
 
 
 def get_deployed_function(
-    project_name: str, function_name: str, version_id: str | None = None
+    project_name: str, function_name: str, version_id: str | None = None, *, returns: object = None
 ) -> Function[..., Any]:
     """A handle on a deployed function. Without `version_id`, each `.start` uses the project's
-    latest version; with it, that version is pinned."""
+    latest version; with it, that version is pinned.
+
+    For type checkers, name the result type (`returns=int` makes `.await_result` an `int`), or
+    annotate the handle with the whole signature: `work: Function[[int, str], float] = ...`.
+    `returns` is not checked at run time: the function's result is what it returns.
+    """
     check_name(project_name, "project name")
     check_name(function_name, "function name")
     if version_id is not None:
@@ -305,9 +355,7 @@ def get_deployed_function(
     return Function(function_name, project_name=project_name, version_id=version_id)
 
 
-def _check_lock_key(lock: object) -> str | None:
-    if lock is None:
-        return None
+def _check_lock_key(lock: object) -> str:
     if not isinstance(lock, str) or not lock or len(lock) > 200:
         raise InvalidOptionError(f"lock={lock!r} must be a non-empty string of at most 200 characters")
     return lock

@@ -53,7 +53,8 @@ class FunctionDoesNotExistError(MultinodeError, LookupError):
 
 
 class InvocationDoesNotExistError(MultinodeError, LookupError):
-    """No invocation with this id exists (or it was removed)."""
+    """No invocation with this id exists (or it was removed), or the id is malformed: an id a user
+    mistyped names no invocation, so a web app maps both to 404 with one `except`."""
 
 
 class LockAlreadyInUseError(MultinodeError):
@@ -63,6 +64,15 @@ class LockAlreadyInUseError(MultinodeError):
         super().__init__(message)
         self.lock = lock
         self.holder_invocation_id = holder_invocation_id
+
+
+class AwaitTimeoutError(MultinodeError, TimeoutError):
+    """`.await_result(..., timeout=...)` gave up waiting; the invocation itself goes on (it is not
+    cancelled). A builtin `TimeoutError` too, so `except TimeoutError` keeps working."""
+
+    def __init__(self, message: str, *, invocation_id: str) -> None:
+        super().__init__(message)
+        self.invocation_id = invocation_id
 
 
 class InvocationError(MultinodeError):
@@ -107,17 +117,26 @@ class InvocationTimedOutError(InvocationError):
 # The older "jobs" spelling of the same errors.
 JobCancelled = InvocationCancelledError
 JobDoesNotExist = InvocationDoesNotExistError
-# The original documentation's name, from before the tree's `...Error` naming.
+# The original product's names, from before the tree's `...Error` naming (README, "Coming from
+# the original Multinode").
 LockAlreadyInUse = LockAlreadyInUseError
+InvocationDoesNotExist = InvocationDoesNotExistError
+FunctionDoesNotExist = FunctionDoesNotExistError
+VersionDoesNotExist = VersionDoesNotExistError
+ProjectDoesNotExist = ProjectDoesNotExistError
+ProjectAlreadyExists = ProjectAlreadyExistsError
 
 __all__ = [
+    "AwaitTimeoutError",
     "ControlPlaneUnavailableError",
     "DeployError",
     "DevServerError",
     "EncodingError",
+    "FunctionDoesNotExist",
     "FunctionDoesNotExistError",
     "InvalidOptionError",
     "InvocationCancelledError",
+    "InvocationDoesNotExist",
     "InvocationDoesNotExistError",
     "InvocationError",
     "InvocationFailedError",
@@ -128,8 +147,11 @@ __all__ = [
     "LockAlreadyInUseError",
     "MultinodeError",
     "PayloadTooLargeError",
+    "ProjectAlreadyExists",
     "ProjectAlreadyExistsError",
+    "ProjectDoesNotExist",
     "ProjectDoesNotExistError",
+    "VersionDoesNotExist",
     "VersionDoesNotExistError",
 ]
 

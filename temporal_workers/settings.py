@@ -24,6 +24,9 @@ class WorkerSettings(BaseModel):
     max_concurrent_attempts: int = Field(default=200, ge=1, le=10_000)
     # Start attempts by forking a warm process per version environment (Linux, local backend).
     fork_server: bool = True
+    # Attempts may queue in the worker for its quota lease's next free slot (temporal_workers/
+    # quota/leases.py); false: an attempt without a slot queues at the semaphore at once.
+    local_queue: bool = True
     # How often a function's quota checks that its holders still exist.
     quota_reap_seconds: float = Field(default=30.0, ge=1, le=3600)
     # How often finished invocations are archived, and how far behind the present (visibility
@@ -55,6 +58,7 @@ def load_worker_settings(**overrides: object) -> WorkerSettings:
         "heartbeat_timeout_seconds": "MULTINODE_HEARTBEAT_TIMEOUT_SECONDS",
         "max_concurrent_attempts": "MULTINODE_MAX_CONCURRENT_ATTEMPTS",
         "fork_server": "MULTINODE_FORK_SERVER",
+        "local_queue": "MULTINODE_LOCAL_QUEUE",
         "quota_reap_seconds": "MULTINODE_QUOTA_REAP_SECONDS",
         "archive_interval_seconds": "MULTINODE_ARCHIVE_INTERVAL_SECONDS",
         "archive_lag_seconds": "MULTINODE_ARCHIVE_LAG_SECONDS",

@@ -20,7 +20,8 @@ from multinode.engine.connection import connect, ensure_search_attributes
 from temporal_workers.activities.attempt import AttemptActivities
 from temporal_workers.activities.coordination import CoordinationActivities
 from temporal_workers.backends import ContainerBackend
-from temporal_workers.quota.leases import EngineLeaseChannel, QuotaLeases
+from temporal_workers.quota.channel import EngineLeaseChannel
+from temporal_workers.quota.leases import QuotaLeases
 from temporal_workers.settings import WorkerSettings
 from temporal_workers.workflows import archiver as archiver_workflow
 from temporal_workers.workflows import invocation as invocation_workflow
@@ -65,7 +66,7 @@ def new_leases(client: Client, settings: WorkerSettings) -> QuotaLeases:
     return QuotaLeases(
         new_worker_id(),
         EngineLeaseChannel(client, settings.connection.task_queue),
-        max_queued=max(1, settings.max_concurrent_attempts // 2),
+        max_queued=max(1, settings.max_concurrent_attempts // 2) if settings.local_queue else 0,
     )
 
 

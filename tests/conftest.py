@@ -33,6 +33,24 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parent.parent
+# Tiers in the order they run: a broken unit fails the run in seconds, before any server starts.
+TIERS = ("unit", "network", "engine", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its tier (its folder; `network` for unit tests that reach the
+    package index) and run the tiers in order, each in its files' order."""
+    for item in items:
+        folder = Path(str(item.path)).parent.name
+        if item.get_closest_marker("network") is None and folder in TIERS:
+            item.add_marker(getattr(pytest.mark, folder))
+
+    def tier(item: pytest.Item) -> int:
+        return next((i for i, name in enumerate(TIERS) if item.get_closest_marker(name)), len(TIERS))
+
+    items.sort(key=tier)  # stable: within a tier, the collection order
+
+
 EXAMPLE_TASKS = REPO / "tasks"
 
 

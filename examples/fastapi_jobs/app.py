@@ -10,8 +10,8 @@ GET  /jobs/{invocation_id}                   200 status, progress (the latest yi
 PUT  /jobs/{invocation_id}/cancel            200 {"cancelled": true|false}
 An id that names no invocation is a 404.
 
-The SDK's calls block, so each one runs in FastAPI's thread pool (`run_in_threadpool`): the event
-loop keeps serving other requests meanwhile.
+Every SDK call is awaited through its `.aio` face: it runs on the app's own event loop (one engine
+connection for the loop) and never blocks it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import os
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from multinode import get_deployed_function
@@ -41,8 +40,8 @@ class JobRequest(BaseModel):
 @app.post("/jobs", status_code=202)
 async def start_job(job: JobRequest) -> dict[str, str]:
     try:
-        invocation_id = await run_in_threadpool(
-            optimise_table.start, job.table_id, job.steps, job.seconds_per_step, lock=f"table-{job.table_id}"
+        invocation_id = await optimise_table.start_locked.aio(
+            f"table-{job.table_id}", job.table_id, job.steps, job.seconds_per_step
         )
     except LockAlreadyInUseError as exc:
         raise HTTPException(
@@ -55,7 +54,7 @@ async def start_job(job: JobRequest) -> dict[str, str]:
 @app.get("/jobs/{invocation_id}")
 async def read_job(invocation_id: str) -> dict[str, Any]:
     try:
-        invocation = await run_in_threadpool(optimise_table.get, invocation_id)
+        invocation = await optimise_table.get.aio(invocation_id)
     except InvocationDoesNotExistError as exc:
         raise HTTPException(status_code=404, detail=f"no job {invocation_id}") from exc
     return {
@@ -71,7 +70,7 @@ async def read_job(invocation_id: str) -> dict[str, Any]:
 @app.put("/jobs/{invocation_id}/cancel")
 async def cancel_job(invocation_id: str) -> dict[str, bool]:
     try:
-        cancelled = await run_in_threadpool(optimise_table.cancel, invocation_id)
+        cancelled = await optimise_table.cancel.aio(invocation_id)
     except InvocationDoesNotExistError as exc:
         raise HTTPException(status_code=404, detail=f"no job {invocation_id}") from exc
     return {"cancelled": cancelled}

@@ -11,7 +11,7 @@ import re
 import time
 
 from multinode.contract import limits as L
-from multinode.errors import InvalidOptionError
+from multinode.errors import InvalidOptionError, InvocationDoesNotExistError, MultinodeError
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _TIME_CHARS = 10
@@ -59,16 +59,24 @@ def id_time_millis(identifier: str) -> int:
 
 
 def check_invocation_id(value: object) -> str:
-    return _check_id(value, INVOCATION_PREFIX, "invocation id")
+    """An id a caller names an invocation by. A malformed one names no invocation, so it raises
+    what an unknown id raises (`InvocationDoesNotExistError`): a web app answers 404 for both."""
+    return _check_id(value, INVOCATION_PREFIX, "invocation id", InvocationDoesNotExistError)
+
+
+def check_page_offset(value: object) -> str:
+    """The `offset` of a listing page (the last id of the page before): a malformed one is a bad
+    argument, not an unknown invocation."""
+    return _check_id(value, INVOCATION_PREFIX, "offset", InvalidOptionError)
 
 
 def check_version_id(value: object) -> str:
-    return _check_id(value, VERSION_PREFIX, "version id")
+    return _check_id(value, VERSION_PREFIX, "version id", InvalidOptionError)
 
 
-def _check_id(value: object, prefix: str, what: str) -> str:
+def _check_id(value: object, prefix: str, what: str, error: type[MultinodeError]) -> str:
     if not isinstance(value, str) or _ID_RE[prefix].match(value) is None:
-        raise InvalidOptionError(
+        raise error(
             f"{what} {value!r} is malformed; expected {prefix!r} followed by "
             f"{_TIME_CHARS + _RANDOM_CHARS} lowercase base32 characters"
         )

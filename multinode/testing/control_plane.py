@@ -66,6 +66,16 @@ class ControlPlane:
         self.workers.append(worker)
         return worker
 
+    def stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
+        """Stop a worker the way an operator would (SIGTERM: it gives its leases back)."""
+        if worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
     def worker_log(self) -> str:
         """Every worker's log so far: what to print when a test fails mysteriously."""
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.home.glob("worker-*.log")))
@@ -102,12 +112,7 @@ def running_control_plane(
         yield plane
     finally:
         for worker in plane.workers:
-            if worker.poll() is None:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+            plane.stop_worker(worker)
         server.stop()
         for key, value in saved.items():
             if value is None:

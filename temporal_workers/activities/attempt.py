@@ -17,7 +17,8 @@ from temporalio.exceptions import ApplicationError
 from multinode.contract import names as _names
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
 from temporal_workers.backends import ContainerBackend, InfrastructureError
-from temporal_workers.quota.leases import Admission, QuotaLeases
+from temporal_workers.quota.lease_book import Admission
+from temporal_workers.quota.leases import QuotaLeases
 
 log = logging.getLogger("multinode.worker")
 

@@ -10,28 +10,34 @@ workflow terminated or deleted) is reaped by a periodic check.
 
 Workers also hold leases: slots counted here but handed out by the worker itself to the attempts
 it runs, so an uncontended invocation never waits on this workflow (temporal_workers/
-quota_leases.py). A lease only grows while nobody waits here, never shrinks below what the worker
+quota/leases.py). A lease only grows while nobody waits here, never shrinks below what the worker
 says it uses, and lapses when its worker stops renewing it (a dead worker). Whether anybody waits
 here is kept in the memo, so a worker can check it with a read instead of an update.
+
+The rules live in temporal_workers/quota/semaphore.py (pure); this workflow feeds them its
+signals, updates and timers and turns their effects into commands, in the order they come.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 from datetime import timedelta
 
 from temporalio import workflow
 
 from multinode.contract import names as _names
-from multinode.contract.records import Lease, LeaseGrant, LeaseRequest, QuotaRequest, QuotaState
+from multinode.contract.records import LeaseGrant, LeaseRequest, QuotaRequest, QuotaState
+from temporal_workers.quota.semaphore import (
+    ANY_ATTEMPT,
+    LEASE_TTL_SECONDS,
+    Contention,
+    Effect,
+    Grant,
+    SemaphoreBook,
+)
 
 # Set once per worker process from its settings (a timer duration is not checked on replay).
 REAP_INTERVAL_SECONDS = 30.0
-# A release for this attempt number frees whatever the invocation holds or waits for.
-ANY_ATTEMPT = 1 << 30
-# A lease not renewed for this long is dropped: its worker is gone. Workers renew far more often.
-LEASE_TTL_SECONDS = 15.0
 # Memo key: whether invocations wait here. Lease holders read it (a describe, no workflow task)
 # each time one of their slots frees up.
 CONTENDED_MEMO = "contended"
@@ -43,12 +49,8 @@ _CONTENDED_MEMO_PATCH = "contended-memo"
 class QuotaWorkflow:
     @workflow.init
     def __init__(self, state: QuotaState) -> None:
-        self._holders: dict[str, int] = dict(state.holders)
-        self._waiters: list[QuotaRequest] = sorted(state.waiters, key=lambda r: r.invocation_id)
+        self._book = SemaphoreBook(state)
         self._grants: set[asyncio.Task[None]] = set()
-        self._leases: dict[str, Lease] = {
-            worker: Lease(lease.count, lease.renewed_at) for worker, lease in state.leases.items()
-        }
         self._published_contended: bool | None = None  # unknown in a new run: publish once
 
     @workflow.run
@@ -56,91 +58,50 @@ class QuotaWorkflow:
         def suggested() -> bool:
             return workflow.info().is_continue_as_new_suggested()
 
-        self._grant()
+        book = self._book
+        self._apply(book.serve())
         while not suggested():
-            if not (self._holders or self._leases):
+            if not book.has_anything_to_check():
                 # Nothing to check on: no timer while idle.
-                await workflow.wait_condition(lambda: suggested() or bool(self._holders or self._leases))
+                await workflow.wait_condition(lambda: suggested() or book.has_anything_to_check())
                 continue
-            interval = min(REAP_INTERVAL_SECONDS, LEASE_TTL_SECONDS) if self._leases else REAP_INTERVAL_SECONDS
+            interval = min(REAP_INTERVAL_SECONDS, LEASE_TTL_SECONDS) if book.leases else REAP_INTERVAL_SECONDS
             try:
                 await workflow.wait_condition(suggested, timeout=timedelta(seconds=interval))
             except TimeoutError:
-                self._expire_leases()
+                self._apply(book.expire_leases(workflow.now().timestamp()))
                 await self._reap()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._grants)
-        workflow.continue_as_new(QuotaState(holders=self._holders, waiters=self._waiters, leases=self._leases))
-
-    def _in_use(self) -> int:
-        return len(self._holders) + sum(lease.count for lease in self._leases.values())
+        workflow.continue_as_new(book.state())
 
     @workflow.update(name=_names.QUOTA_LEASE_UPDATE)
     def lease(self, request: LeaseRequest) -> LeaseGrant:
-        self._leases.pop(request.worker_id, None)
-        free = max(0, request.limit - self._in_use())
-        # While invocations wait here, slots go to them in order: a lease may not grow.
-        count = request.keep if self._waiters else max(request.keep, min(request.want, free))
-        if count > 0:
-            self._leases[request.worker_id] = Lease(count, workflow.now().timestamp())
-        # The worker's queue joins this one, oldest first: each takes a free slot (one the
-        # lease gave back) or its place in line, before anyone later is served.
-        for queued in request.queued:
-            self.acquire(queued)
-        self._grant()
-        return LeaseGrant(count=count, contended=bool(self._waiters))
+        grant, effects = self._book.lease(request, workflow.now().timestamp())
+        self._apply(effects)
+        return grant
 
     @workflow.signal(name=_names.QUOTA_LEASE_RETURN_SIGNAL)
     def return_lease(self, worker_id: str) -> None:
         """A stopping worker gives its lease back (a signal: it needs no worker to land)."""
-        self._leases.pop(worker_id, None)
-        self._grant()
-
-    def _expire_leases(self) -> None:
-        now = workflow.now().timestamp()
-        for worker_id, lease in list(self._leases.items()):
-            if now - lease.renewed_at > LEASE_TTL_SECONDS:
-                del self._leases[worker_id]
-        self._grant()
+        self._apply(self._book.return_lease(worker_id))
 
     @workflow.signal(name=_names.QUOTA_ACQUIRE_SIGNAL)
     def acquire(self, request: QuotaRequest) -> None:
-        if self._acquire(request):
-            self._spawn_notify(request.invocation_id)
-
-    def _acquire(self, request: QuotaRequest) -> bool:
-        """True when the slot is the requester's right now (a repeat request included)."""
-        if request.invocation_id in self._holders:
-            self._holders[request.invocation_id] = max(self._holders[request.invocation_id], request.attempt_number)
-            return True
-        queued = any(w.invocation_id == request.invocation_id for w in self._waiters)
-        if not queued:
-            if not self._waiters and self._in_use() < request.limit:
-                self._holders[request.invocation_id] = request.attempt_number
-                return True
-            keys = [w.invocation_id for w in self._waiters]
-            self._waiters.insert(bisect.bisect(keys, request.invocation_id), request)
-        self._grant()
-        return request.invocation_id in self._holders
+        self._apply(self._book.acquire(request))
 
     @workflow.signal(name=_names.QUOTA_RELEASE_SIGNAL)
     def release(self, invocation_id: str, attempt_number: int = ANY_ATTEMPT) -> None:
-        if self._holders.get(invocation_id, attempt_number) <= attempt_number:
-            self._holders.pop(invocation_id, None)
-        self._waiters = [
-            w for w in self._waiters
-            if w.invocation_id != invocation_id or w.attempt_number > attempt_number
-        ]
-        self._grant()
+        self._apply(self._book.release(invocation_id, attempt_number))
 
-    def _grant(self) -> None:
-        while self._waiters and self._in_use() < self._waiters[0].limit:
-            request = self._waiters.pop(0)
-            self._holders[request.invocation_id] = request.attempt_number
-            self._spawn_notify(request.invocation_id)
-        self._publish_contention()
+    def _apply(self, effects: list[Effect]) -> None:
+        """The book's effects as commands, in its order: grant signals and memo upserts."""
+        for effect in effects:
+            if isinstance(effect, Grant):
+                self._spawn_notify(effect.invocation_id)
+            elif isinstance(effect, Contention):
+                self._publish_contention(effect.waiting)
 
-    def _publish_contention(self) -> None:
-        contended = bool(self._waiters)
+    def _publish_contention(self, contended: bool) -> None:
         if contended != self._published_contended and workflow.patched(_CONTENDED_MEMO_PATCH):
             workflow.upsert_memo({CONTENDED_MEMO: contended})
             self._published_contended = contended
@@ -158,13 +119,12 @@ class QuotaWorkflow:
             self.release(invocation_id)
 
     async def _reap(self) -> None:
-        if not self._holders:
+        if not self._book.holders:
             return
         closed: list[str] = await workflow.execute_activity(
             _names.CLOSED_INVOCATIONS_ACTIVITY,
-            sorted(self._holders),
+            sorted(self._book.holders),
             result_type=list[str],
             start_to_close_timeout=timedelta(seconds=30),
         )
-        for invocation_id in closed:
-            self.release(invocation_id)
+        self._apply(self._book.reap(closed))

@@ -458,13 +458,11 @@ async def test_a_cancel_reaches_the_function(deployed: Deployed) -> None:
 
 @pytest.mark.asyncio
 async def test_a_timeout_stops_the_task(deployed: Deployed) -> None:
-    started = time.monotonic()
     outcome = await deployed.backend.run_attempt(
         attempt(deployed, "wait_for_stop", 60, timeout_seconds=3), FakeSession())
     assert outcome.outcome == Outcome.TIMED_OUT, outcome
     assert outcome.error is not None and outcome.error.type == "InvocationTimedOutError"
     assert deployed.fargate.stops == ["multinode: timeout"]
-    assert time.monotonic() - started < 3 + STOP_TIMEOUT_SECONDS
     assert "saw InvocationTimedOutError" in function_logs(deployed, only_task(deployed))
 
 

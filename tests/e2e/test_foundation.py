@@ -3,18 +3,16 @@ Temporal dev server and worker."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import multinode as mn
 from multinode import InvocationStatus, errors
-from tests.conftest import ControlPlane, copy_example_tasks, wait_until
+from tests.conftest import ControlPlane, copy_example_tasks, wait_until, write_tasks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -32,7 +30,9 @@ def test_example_tasks_run_remotely(control_plane: ControlPlane, deploy_tasks, t
     assert "area" in text and "12" in text  # tabulate from requirements.txt, geometry submodule
 
 
-def test_start_get_await_and_attributes(control_plane: ControlPlane, deploy_tasks) -> None:
+def test_start_get_await_and_attributes(control_plane: ControlPlane, deploy_tasks, tmp_path: Path) -> None:
+    from multinode.admin.deploy import deploy
+
     manifest = deploy_tasks(
         "from multinode import Multinode\nimport time, os\nmn = Multinode()\n"
         "@mn.function()\ndef slow_add(a, b, seconds=0.0):\n    time.sleep(seconds)\n    return a + b\n"
@@ -56,10 +56,16 @@ def test_start_get_await_and_attributes(control_plane: ControlPlane, deploy_task
     ]
     assert len(final.attempts) == 1 and final.attempts[0].exit_code == 0
 
-    # .env reaches the function's environment, never the worker's.
+    # .env reaches the function's process, never the worker's: a function of another project,
+    # run afterwards by the same worker (whose environment every attempt inherits), lacks it.
     env = mn.get_deployed_function(manifest.project_name, "env")
     assert env.call_remote("SECRET_TOKEN") == "s3cr3t-value"
-    assert "SECRET_TOKEN" not in os.environ
+    plain = deploy(
+        write_tasks(tmp_path / "plain", "from multinode import Multinode\nimport os\nmn = Multinode()\n"
+                    "@mn.function()\ndef env(name):\n    return os.environ.get(name, 'absent')\n"),
+        f"{manifest.project_name}_plain",
+    )
+    assert mn.get_deployed_function(plain.project_name, "env").call_remote("SECRET_TOKEN") == "absent"
 
     # The workflow is the invocation: its id, and search attributes for the Web UI.
     from multinode._client import default_client
@@ -90,6 +96,40 @@ def test_generator_progress_is_visible_while_running(control_plane: ControlPlane
     )
     assert seen.terminated is False
     assert fn.await_result(invocation_id) == {"done": 39}
+
+
+def test_a_generators_return_value_is_its_final_result(control_plane: ControlPlane, deploy_tasks) -> None:
+    manifest = deploy_tasks(
+        "from multinode import Multinode\nmn = Multinode()\n"
+        "@mn.function()\ndef summed(n):\n    total = 0\n    for i in range(n):\n"
+        "        total += i\n        yield {'done': i}\n    return {'total': total}\n"
+        "@mn.function()\ndef returns_none(n):\n    for i in range(n):\n        yield i\n    return None\n"
+    )
+    summed = mn.get_deployed_function(manifest.project_name, "summed")
+    invocation_id = summed.start(5)
+    assert summed.await_result(invocation_id) == {"total": 10}
+    assert summed.get(invocation_id).result == {"total": 10}
+    # A `return None` keeps the last yielded value.
+    assert mn.get_deployed_function(manifest.project_name, "returns_none").call_remote(3) == 2
+
+
+def test_await_result_with_a_timeout_expires_and_leaves_the_invocation(
+    control_plane: ControlPlane, deploy_tasks, tmp_path: Path
+) -> None:
+    manifest = deploy_tasks(
+        "from multinode import Multinode\nimport time\nfrom pathlib import Path\nmn = Multinode()\n"
+        "@mn.function()\ndef wait_for(path):\n    while not Path(path).exists():\n        time.sleep(0.05)\n"
+        "    return 'released'\n"
+    )
+    fn = mn.get_deployed_function(manifest.project_name, "wait_for")
+    release = tmp_path / "release"
+    invocation_id = fn.start(str(release))
+    with pytest.raises(TimeoutError):
+        fn.await_result(invocation_id, timeout=1)
+    # Giving up waiting changes nothing on the engine's side.
+    assert fn.get(invocation_id).status in (InvocationStatus.PENDING, InvocationStatus.RUNNING)
+    release.touch()
+    assert fn.await_result(invocation_id, timeout=60) == "released"
 
 
 def test_hundred_thousand_yields_keep_history_small(control_plane: ControlPlane, deploy_tasks) -> None:
@@ -142,7 +182,7 @@ def test_bad_starts_create_nothing(control_plane: ControlPlane, deploy_tasks) ->
         mn.get_deployed_function(manifest.project_name, "echo", version_id="ver-00000000000000000000000000").start(1)
     with pytest.raises(errors.InvocationDoesNotExistError):
         fn.get("inv-00000000000000000000000000")
-    with pytest.raises(errors.InvalidOptionError, match="malformed"):
+    with pytest.raises(errors.InvocationDoesNotExistError, match="malformed"):
         fn.get("inv-../../etc")
 
 
@@ -211,14 +251,12 @@ def test_application_needs_only_the_address(control_plane: ControlPlane, deploy_
     assert completed.stdout.strip() == "42"
 
 
+@pytest.mark.timeout(60)
 def test_unreachable_control_plane_is_one_clear_error(tmp_path: Path) -> None:
     from multinode._client import Client
     from multinode.contract.connection import ConnectionSettings
 
     client = Client(ConnectionSettings("127.0.0.1:1", None, "default", "q", "default"))
     fn = mn.Function("f", project_name="p", client=client)
-    started = time.monotonic()
     with pytest.raises(errors.ControlPlaneUnavailableError, match="multinode dev"):
-        fn.start(1)
-    assert time.monotonic() - started < 30
-    _ = asyncio
+        fn.start(1)  # a hang would meet the test's timeout

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 import multinode as mn
 from multinode import InvocationStatus, errors
-from tests.conftest import wait_until
+from tests.conftest import wait_until, write_tasks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 TASKS = '''
-import time
+import os, subprocess, time
+from datetime import timedelta
+from pathlib import Path
 from multinode import Multinode
 
 mn = Multinode()
@@ -31,6 +34,23 @@ def hold(seconds, fail=False):
 def other(seconds):
     time.sleep(seconds)
     return "other"
+
+
+@mn.function(max_concurrency=50, timeout=timedelta(seconds=1))
+def brief(seconds):
+    time.sleep(seconds)
+
+
+@mn.function(max_concurrency=50)
+def stubborn(marker_dir):
+    """Ignores its cancellation, with a child process of its own: only the kill stops them."""
+    child = subprocess.Popen(["sleep", "600"])
+    Path(marker_dir, "pids").write_text(f"{os.getpid()} {child.pid}")
+    while True:
+        try:
+            time.sleep(0.1)
+        except BaseException:
+            Path(marker_dir, "cancel_seen").touch()
 '''
 
 
@@ -60,6 +80,25 @@ def test_lock_refuses_a_second_holder_and_frees_on_any_ending(project: str) -> N
     with pytest.raises(errors.InvocationCancelledError):
         hold.await_result(cancelled)
     wait_until(lambda: _try_lock(hold, "table-10"), timeout=15, message="lock freed after cancel")
+    brief = mn.get_deployed_function(project, "brief")
+    timing_out = brief.start(60, lock="table-11")
+    with pytest.raises(errors.InvocationTimedOutError):
+        brief.await_result(timing_out, timeout=60)
+    wait_until(lambda: _try_lock(hold, "table-11"), timeout=15, message="lock freed after a timeout")
+
+
+def test_a_lock_belongs_to_its_project(project: str, tmp_path: Path) -> None:
+    from multinode.admin.deploy import deploy
+
+    neighbour = deploy(write_tasks(tmp_path / "neighbour", TASKS), f"{project}_n").project_name
+    hold = mn.get_deployed_function(project, "hold")
+    held = hold.start(30, lock="shared-key")
+    elsewhere = mn.get_deployed_function(neighbour, "hold")
+    assert elsewhere.await_result(elsewhere.start(0, lock="shared-key"), timeout=60) == "held"
+    with pytest.raises(errors.LockAlreadyInUse) as caught:
+        hold.start(0, lock="shared-key")
+    assert caught.value.holder_invocation_id == held
+    hold.cancel(held)
 
 
 def _try_lock(fn: mn.Function, key: str) -> bool:  # type: ignore[type-arg]
@@ -85,19 +124,35 @@ def test_of_twenty_concurrent_starts_exactly_one_wins(project: str) -> None:
     assert hold.await_result(winners[0]) == "held"
 
 
+def _gone(pid: int) -> bool:
+    """True once the process has died (a zombie not yet reaped has died too)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
 @pytest.mark.timeout(300)  # the engine applies deletions asynchronously, in about 30 s
-def test_remove_cancels_then_deletes(project: str) -> None:
+def test_remove_cancels_then_deletes(project: str, tmp_path: Path) -> None:
     hold = mn.get_deployed_function(project, "hold")
+    stubborn = mn.get_deployed_function(project, "stubborn")
     finished = hold.start(0)
     hold.await_result(finished)
-    running = hold.start(60)
-    wait_until(lambda: hold.get(running).status == InvocationStatus.RUNNING, message="running")
+    running = stubborn.start(str(tmp_path))
+    pids = wait_until(lambda: (tmp_path / "pids").exists() and (tmp_path / "pids").read_text(), message="running")
+    process, child = (int(p) for p in pids.split())
+    assert not _gone(process) and not _gone(child)
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(hold.remove, [running, finished]))
-    for invocation_id in (running, finished):
+        list(pool.map(lambda pair: pair[0].remove(pair[1]), [(stubborn, running), (hold, finished)]))
+    # The function saw its cancellation, ignored it, and was killed with its child after the
+    # grace period, before `.remove` returned.
+    assert (tmp_path / "cancel_seen").exists()
+    assert _gone(process) and _gone(child)
+    for fn, invocation_id in ((stubborn, running), (hold, finished)):
         with pytest.raises(errors.InvocationDoesNotExistError):
-            hold.get(invocation_id)
-        assert invocation_id not in hold.list().invocation_ids
-        assert invocation_id not in hold.list_ids()
+            fn.get(invocation_id)
+        assert invocation_id not in fn.list().invocation_ids
+        assert invocation_id not in fn.list_ids()
     with pytest.raises(errors.InvocationDoesNotExistError):
         hold.remove(finished)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from multinode.contract.records import AttemptOutcome, AttemptRequest
 from temporal_workers.activities.coordination import CoordinationActivities
 from temporal_workers.workflows.invocation import InvocationWorkflow
 from temporal_workers.workflows.quota import QuotaWorkflow
-from tests.conftest import HEARTBEAT_TIMEOUT_SECONDS, ControlPlane, client_for_queue, wait_until
+from tests.conftest import ControlPlane, client_for_queue, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -70,18 +69,19 @@ def test_lost_attempt_is_rerun_without_counting(control_plane: ControlPlane, dep
     ready, stop = threading.Event(), threading.Event()
     thread = threading.Thread(target=_black_hole_worker, args=(control_plane.address, queue, ready, stop), daemon=True)
     thread.start()
+    rescuer = None
     try:
         assert ready.wait(30)
         invocation_id = answer.start()
         wait_until(ready.taken.is_set, timeout=30, message="the black hole took the attempt")  # type: ignore[attr-defined]
-        lost_at = time.monotonic()
-        control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+        rescuer = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+        # Noticed through the heartbeat timeout: the attempt's own timeout is an hour.
         assert answer.await_result(invocation_id, timeout=60) == 42
-        # Noticed through the heartbeat timeout, not the attempt's one-hour timeout.
-        assert time.monotonic() - lost_at < HEARTBEAT_TIMEOUT_SECONDS + 15
         final = answer.get(invocation_id)
         assert final.status == InvocationStatus.SUCCEEDED
         assert final.num_failed_attempts == 0 and len(final.attempts) == 1
     finally:
         stop.set()
         thread.join(timeout=15)
+        if rescuer is not None:
+            control_plane.stop_worker(rescuer)

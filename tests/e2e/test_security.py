@@ -72,7 +72,7 @@ def test_secrets_and_payloads_stay_where_they_belong(
 
     # Decoded by the function's process (argument) and by this test (result), never by a worker.
     decoders = decoded_by.read_text().splitlines()
-    assert any("multinode/runtime/runner.py" in line for line in decoders)
+    assert any("multinode/runtime/runner" in line for line in decoders), decoders
     assert not any("temporal_workers" in line for line in decoders)
 
     async def engine_views() -> str:

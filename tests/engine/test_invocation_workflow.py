@@ -13,7 +13,7 @@ import pytest
 import multinode as mn
 from multinode import InvocationStatus, errors
 from multinode.contract.records import AttemptOutcome, AttemptRequest, ErrorInfo, Outcome
-from temporal_workers.backends import InfrastructureError
+from temporal_workers.backends import AttemptSession, InfrastructureError
 from temporal_workers.backends.fake import FakeBackend, echo_first_argument
 from tests.conftest import ControlPlane, wait_until
 
@@ -108,27 +108,50 @@ def test_retries_run_out(fake_worker, deploy_tasks) -> None:  # type: ignore[no-
     assert len(backend.runs) == 4  # max_retries=3
 
 
-def test_state_query_matches_get(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
-    release = threading.Event()
+class GatedBackend(FakeBackend):
+    """Holds each attempt before its start (PENDING) and after it (RUNNING) until released."""
 
-    async def slow(request: AttemptRequest, run: int) -> AttemptOutcome:
-        while not release.is_set():
+    def __init__(self) -> None:
+        super().__init__()
+        self.start, self.finish = threading.Event(), threading.Event()
+
+    async def run_attempt(self, request: AttemptRequest, session: AttemptSession) -> AttemptOutcome:
+        self.runs.append(request)
+        while not self.start.is_set():
             await asyncio.sleep(0.05)
-        now = time.time()
-        return AttemptOutcome(Outcome.SUCCEEDED, request.invocation.args[0], None, now, now, has_value=True)
+        started_at = time.time()
+        await session.notify_started(started_at)
+        while not self.finish.is_set():
+            await asyncio.sleep(0.05)
+        return AttemptOutcome(Outcome.SUCCEEDED, request.invocation.args[0], None, started_at, time.time(),
+                              exit_code=0, has_value=True)
 
-    client = fake_worker(FakeBackend(slow))
+
+def test_state_query_matches_get(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
+    backend = GatedBackend()
+    client = fake_worker(backend)
     f = _function(client, deploy_tasks)
     invocation_id = f.start(5)
 
-    async def query() -> str:
+    async def query() -> tuple[str, int]:
         engine = await client.engine()
         record = await engine.client.get_workflow_handle(invocation_id).query("state")
-        return str(record["status"])
+        return str(record["status"]), len(record["attempts"])
 
-    assert client.run(query()) == f.get(invocation_id).status.value == "PENDING"
-    release.set()
+    def both() -> tuple[tuple[str, int], tuple[str, int]]:
+        invocation = f.get(invocation_id)
+        return client.run(query()), (invocation.status.value, len(invocation.attempts))
+
+    wait_until(lambda: backend.runs, message="the attempt to reach the backend")
+    queried, got = both()
+    assert queried == got and got[0] == "PENDING"
+    backend.start.set()
+    queried, got = wait_until(lambda: (pair := both())[1][0] == "RUNNING" and pair, message="RUNNING")
+    assert queried == got
+    backend.finish.set()
     assert f.await_result(invocation_id) == 5
+    queried, got = both()
+    assert queried == got == ("SUCCEEDED", 1)
 
 
 def test_starts_follow_upgrades_and_undeploys_made_elsewhere(fake_worker, project_name, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -222,9 +245,22 @@ def test_map_reads_its_input_lazily(fake_worker, deploy_tasks) -> None:  # type:
     # No more started than can run at once: f's max_concurrency is the default.
     assert pulled <= MAX_CONCURRENCY_DEFAULT + 1
     assert [next(results) for _ in range(5)] == [1, 2, 3, 4, 5]
+    assert pulled <= MAX_CONCURRENCY_DEFAULT + 6
     results.close()  # abandoning a map cancels what it started and no longer waits for
-    statuses = {f.get(i).status for i in f.list_ids()}
-    assert InvocationStatus.CANCELLED in statuses or InvocationStatus.CANCELLING in statuses
+    # Every item pulled was started; all but the six whose results were read are cancelled.
+    ids = wait_until(lambda: len(listed := f.list_ids()) == pulled and listed, timeout=30, message="listing")
+    assert len(ids) > 6
+
+    def endings() -> dict[str, list[object]]:
+        by_status: dict[str, list[object]] = {}
+        for invocation in (f.get(i) for i in ids):
+            by_status.setdefault(invocation.status.value, []).append(invocation.result)
+        return by_status
+
+    final = wait_until(lambda: set(e := endings()) <= {"SUCCEEDED", "CANCELLED"} and e, timeout=30,
+                       message="every abandoned invocation to end")
+    assert sorted(final["SUCCEEDED"]) == [0, 1, 2, 3, 4, 5]  # type: ignore[type-var]
+    assert len(final["CANCELLED"]) == pulled - 6
 
 
 def test_the_semaphore_tells_lease_holders_by_memo_when_invocations_wait(fake_worker) -> None:  # type: ignore[no-untyped-def]
@@ -234,7 +270,7 @@ def test_the_semaphore_tells_lease_holders_by_memo_when_invocations_wait(fake_wo
     from multinode.contract import names
     from multinode.contract.ids import new_invocation_id
     from multinode.contract.records import LeaseRequest, QuotaRequest
-    from temporal_workers.quota.leases import EngineLeaseChannel
+    from temporal_workers.quota.channel import EngineLeaseChannel
 
     client = fake_worker(FakeBackend())
     project, function = f"memo-{uuid.uuid4().hex[:8]}", "f"

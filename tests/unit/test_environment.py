@@ -1,6 +1,7 @@
 """Unit tests of multinode.runtime.environment: cached uv virtual environments per requirements hash.
 
-The build tests run the real uv against the configured index (PyPI by default).
+The build tests run the real uv against the configured index (PyPI by default): they are marked
+`network`, a tier of their own, so the unit tier needs no network.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import subprocess
 import sys
 import sysconfig
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +81,7 @@ def test_environment_dir_is_keyed_on_hash_and_python(tmp_path: Path) -> None:
     assert environment_dir(tmp_path, "f" * 64) == tmp_path / f"{'f' * 32}-{version}"
 
 
+@pytest.mark.network
 @pytest.mark.timeout(120)
 def test_builds_a_venv_with_the_requirements_and_multinode(tmp_path: Path) -> None:
     requirements, digest = write_requirements(tmp_path / "tasks", "six==1.16.0\n")
@@ -106,6 +107,7 @@ def test_builds_a_venv_with_the_requirements_and_multinode(tmp_path: Path) -> No
     assert paths.index(own_site) < paths.index(runtime_site)
 
 
+@pytest.mark.network
 @pytest.mark.timeout(120)
 def test_second_call_reuses_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -117,13 +119,12 @@ def test_second_call_reuses_the_environment(
     marker_mtime = marker.stat().st_mtime_ns
 
     calls = count_uv_venv_calls(monkeypatch)
-    started = time.monotonic()
     assert environment_python(requirements, digest, cache) == python
-    assert time.monotonic() - started < 0.5
-    assert calls == []
+    assert calls == []  # no uv run: the cached environment is reused as it is
     assert marker.stat().st_mtime_ns == marker_mtime
 
 
+@pytest.mark.network
 @pytest.mark.timeout(120)
 def test_concurrent_builds_make_one_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -154,6 +155,7 @@ def test_concurrent_builds_make_one_environment(
     assert run_python(results[0], "import six; print(six.__version__)") == "1.16.0"
 
 
+@pytest.mark.network
 @pytest.mark.timeout(120)
 def test_impossible_requirement_raises_a_short_error(tmp_path: Path) -> None:
     requirements, digest = write_requirements(
@@ -170,6 +172,7 @@ def test_impossible_requirement_raises_a_short_error(tmp_path: Path) -> None:
     assert not environment_dir(cache, digest).exists()
 
 
+@pytest.mark.network
 @pytest.mark.timeout(120)
 def test_incomplete_environment_is_rebuilt(tmp_path: Path) -> None:
     requirements, digest = write_requirements(tmp_path / "tasks", "six==1.16.0\n")

@@ -27,6 +27,7 @@ PUBLIC_NAMES = {
 }
 
 ERROR_NAMES = {
+    "AwaitTimeoutError",
     "ControlPlaneUnavailableError",
     "DeployError",
     "DevServerError",
@@ -52,6 +53,11 @@ ERROR_NAMES = {
     "JobCancelled",
     "JobDoesNotExist",
     "LockAlreadyInUse",
+    "InvocationDoesNotExist",
+    "FunctionDoesNotExist",
+    "VersionDoesNotExist",
+    "ProjectDoesNotExist",
+    "ProjectAlreadyExists",
 }
 
 # Old name -> the class it stands for.
@@ -59,6 +65,11 @@ ALIASES = {
     "JobCancelled": "InvocationCancelledError",
     "JobDoesNotExist": "InvocationDoesNotExistError",
     "LockAlreadyInUse": "LockAlreadyInUseError",
+    "InvocationDoesNotExist": "InvocationDoesNotExistError",
+    "FunctionDoesNotExist": "FunctionDoesNotExistError",
+    "VersionDoesNotExist": "VersionDoesNotExistError",
+    "ProjectDoesNotExist": "ProjectDoesNotExistError",
+    "ProjectAlreadyExists": "ProjectAlreadyExistsError",
 }
 
 

@@ -1,6 +1,6 @@
-"""A worker's quota leases against a scripted semaphore that keeps the same books as
-quota_workflow.py: leases and holders together never exceed the limit, a lease never grows while
-invocations wait, and never drops below what its worker says it keeps."""
+"""A worker's quota leases (the driver in leases.py and its lease book) against the semaphore's
+own books (quota/semaphore.py, the rules the quota workflow runs) behind a scripted channel that
+can hang or fail."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from multinode.contract.records import LeaseGrant, LeaseRequest
-from temporal_workers.quota import leases as quota_leases
-from temporal_workers.quota.leases import Admission, QuotaLeases
+from multinode.contract.records import LeaseGrant, LeaseRequest, QuotaRequest, QuotaState
+from temporal_workers.quota import lease_book
+from temporal_workers.quota.lease_book import Admission
+from temporal_workers.quota.leases import QuotaLeases
+from temporal_workers.quota.semaphore import SemaphoreBook
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(20)]
 
@@ -21,17 +23,25 @@ PROJECT, FUNCTION = "p", "f"
 @dataclass
 class Semaphore:
     limit: int
-    holders: int = 0  # slots held by invocations that queued here
-    waiters: int = 0
-    leases: dict[str, int] = field(default_factory=dict)
+    book: SemaphoreBook = field(default_factory=lambda: SemaphoreBook(QuotaState(holders={}, waiters=[])))
     syncs: list[LeaseRequest] = field(default_factory=list)
     gate: asyncio.Event | None = None  # while set to a cleared event, syncs hang
     failing: bool = False
     checks: int = 0  # reads of whether anybody waits
     queued_here: list[str] = field(default_factory=list)  # handed over by a worker's sync
 
+    @property
+    def leases(self) -> dict[str, int]:
+        return {worker: lease.count for worker, lease in self.book.leases.items()}
+
     def in_use(self) -> int:
-        return self.holders + sum(self.leases.values())
+        return self.book.in_use()
+
+    def someone_waits(self) -> None:
+        """Invocations from elsewhere take every slot no lease holds, and one more waits."""
+        while not self.book.contended:
+            invocation_id = f"inv-9-elsewhere-{len(self.book.holders)}"
+            self.book.acquire(QuotaRequest(PROJECT, FUNCTION, invocation_id, self.limit, 1))
 
     async def sync(self, request: LeaseRequest) -> LeaseGrant:
         self.syncs.append(request)
@@ -40,25 +50,20 @@ class Semaphore:
         await asyncio.sleep(0)
         if self.failing:
             raise ConnectionError("control plane unreachable")
-        self.leases.pop(request.worker_id, None)
         self.queued_here.extend(q.invocation_id for q in request.queued)
-        self.waiters += len(request.queued)
-        free = max(0, request.limit - self.in_use())
-        count = request.keep if self.waiters else max(request.keep, min(request.want, free))
-        if count:
-            self.leases[request.worker_id] = count
-        assert self.in_use() <= self.limit or count == request.keep
-        return LeaseGrant(count=count, contended=self.waiters > 0)
+        grant, _ = self.book.lease(request, now=0.0)
+        assert self.in_use() <= self.limit
+        return grant
 
     async def give_back(self, worker_id: str, project_name: str, function_name: str) -> None:
-        self.leases.pop(worker_id, None)
+        self.book.return_lease(worker_id)
 
     async def contended(self, project_name: str, function_name: str) -> bool:
         self.checks += 1
         await asyncio.sleep(0)
         if self.failing:
             raise ConnectionError("control plane unreachable")
-        return self.waiters > 0
+        return self.book.contended
 
 
 class Clock:
@@ -82,7 +87,8 @@ async def test_first_attempt_syncs_then_slots_are_reused_without_waiting() -> No
     leases.release(first)
     # The semaphore hears of the release, but the next admission does not wait for it.
     semaphore.gate = asyncio.Event()
-    second = await asyncio.wait_for(leases.admit(PROJECT, FUNCTION, 5), timeout=1)
+    # Waiting on the gated semaphore would hang: the deadline only catches that.
+    second = await asyncio.wait_for(leases.admit(PROJECT, FUNCTION, 5), timeout=30)
     assert second is not None
     semaphore.gate.set()
     await settle()
@@ -122,7 +128,7 @@ async def test_a_cancelled_waiter_passes_its_slot_on() -> None:
     first.cancel()
     semaphore.gate.set()
     await settle()
-    lease = leases._leases[(PROJECT, FUNCTION)]
+    lease = leases._book.leases[(PROJECT, FUNCTION)]
     assert not lease.busy
     assert await leases.admit(PROJECT, FUNCTION, 2) is not None
     await leases.close()
@@ -147,7 +153,7 @@ async def test_nothing_is_admitted_while_invocations_wait_at_the_semaphore() -> 
     leases = QuotaLeases("w1", semaphore)
     held = [await leases.admit(PROJECT, FUNCTION, 3) for _ in range(3)]
     assert all(held) and semaphore.leases == {"w1": 3}
-    semaphore.waiters = 1  # someone queued at the semaphore (e.g. from another worker)
+    semaphore.someone_waits()  # e.g. an attempt on another worker found no slot
     leases.release(held[0])  # type: ignore[arg-type]
     await settle()
     # The freed slot goes back to the semaphore, for the waiting invocation.
@@ -170,8 +176,8 @@ async def test_idle_slots_go_back() -> None:
     clock = Clock()
     semaphore, leases = await one_slot_used_and_released(clock)
     assert semaphore.leases == {"w1": 1}
-    clock.now += quota_leases.IDLE_SECONDS + 1
-    leases._request_sync(leases._leases[(PROJECT, FUNCTION)])  # what the renewer does
+    clock.now += lease_book.IDLE_SECONDS + 1
+    leases._request_sync(leases._book.leases[(PROJECT, FUNCTION)])  # what the renewer does
     await settle()
     assert semaphore.leases == {}
 
@@ -180,7 +186,7 @@ async def test_a_lease_that_cannot_be_renewed_stops_admitting() -> None:
     clock = Clock()
     semaphore, leases = await one_slot_used_and_released(clock)
     semaphore.failing = True
-    clock.now += quota_leases.USABLE_SECONDS + 0.1
+    clock.now += lease_book.USABLE_SECONDS + 0.1
     # The semaphore may have dropped this lease by now: nothing is admitted on it.
     assert await leases.admit(PROJECT, FUNCTION, 3) is None
 
@@ -228,7 +234,7 @@ async def test_a_full_lease_queues_attempts_and_frees_slots_to_them_oldest_first
     await settle()
     assert [i for i, task in queued.items() if task.done()] == ["inv-1", "inv-2"]
     # Never more than the lease: the quota is still exact.
-    assert semaphore.leases == {"w1": 2} and len(leases._leases[(PROJECT, FUNCTION)].busy) == 2
+    assert semaphore.leases == {"w1": 2} and len(leases._book.leases[(PROJECT, FUNCTION)].busy) == 2
     queued["inv-3"].cancel()
     await settle()
     await leases.close()
@@ -238,7 +244,7 @@ async def test_queued_attempts_go_to_the_semaphore_once_others_wait_there() -> N
     semaphore, leases, held = await full_lease(2)
     queued = queue_up(leases, "inv-1", "inv-2")
     await settle()
-    semaphore.waiters = 1  # an attempt on another worker found no slot
+    semaphore.someone_waits()  # an attempt on another worker found no slot
     leases.release(held[0])
     await settle()
     assert [task.result() for task in queued.values()] == [None, None]
@@ -263,7 +269,7 @@ async def test_slots_freed_under_steady_load_cost_reads_not_syncs() -> None:
         await settle()
     assert len(semaphore.syncs) == syncs and semaphore.checks >= 1
     # Once somebody waits at the semaphore, the next freed slot goes back there.
-    semaphore.waiters = 1
+    semaphore.someone_waits()
     assert admission is not None
     leases.release(admission)
     await settle()
@@ -291,15 +297,16 @@ async def test_a_lease_without_the_whole_quota_does_not_queue() -> None:
     one, two = QuotaLeases("w1", semaphore), QuotaLeases("w2", semaphore)
     assert await one.admit(PROJECT, FUNCTION, 2) and await two.admit(PROJECT, FUNCTION, 2)
     # Slots may free up on the other worker first: waiting here could break start order.
-    assert await asyncio.wait_for(one.admit(PROJECT, FUNCTION, 2, "inv-1", max_wait=10), timeout=1) is None
+    # Queued, it would wait max_wait (far beyond the deadline, which only catches that).
+    assert await asyncio.wait_for(one.admit(PROJECT, FUNCTION, 2, "inv-1", max_wait=600), timeout=30) is None
 
 
 async def test_queueing_is_bounded_in_time_and_number() -> None:
     _, leases, held = await full_lease(2, max_queued=1)
     waiting = queue_up(leases, "inv-1", max_wait=0.2)
     await settle()
-    assert await asyncio.wait_for(leases.admit(PROJECT, FUNCTION, 2, "inv-2", max_wait=10), timeout=1) is None
-    assert await asyncio.wait_for(waiting["inv-1"], timeout=2) is None
+    assert await asyncio.wait_for(leases.admit(PROJECT, FUNCTION, 2, "inv-2", max_wait=600), timeout=30) is None
+    assert await asyncio.wait_for(waiting["inv-1"], timeout=30) is None
     leases.release(held[0])
     await settle()
     # With nobody queued, the freed slot is there for the next attempt.
@@ -315,6 +322,6 @@ async def test_a_cancelled_queued_attempt_loses_no_slot() -> None:
     leases.release(held[0])
     await settle()
     assert queued["inv-2"].done() and queued["inv-2"].result() is not None
-    lease = leases._leases[(PROJECT, FUNCTION)]
+    lease = leases._book.leases[(PROJECT, FUNCTION)]
     assert len(lease.busy) == 2 and not lease.queue and semaphore.leases == {"w1": 2}
     await leases.close()
