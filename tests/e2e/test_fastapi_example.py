@@ -75,8 +75,9 @@ def test_progress_lock_conflict_and_cancel(api: httpx.Client) -> None:
     cancelled = api.put(f"/jobs/{invocation_id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json() == {"cancelled": True}
     wait_until(lambda: api.get(f"/jobs/{invocation_id}").json()["status"] == "CANCELLED", message="cancelled")
-    # The table is free again once its job ended.
-    assert api.post("/jobs", json={"table_id": "t7", "steps": 1, "seconds_per_step": 0}).status_code == 202
+    # The table is free again once its job's workflow has closed (shortly after CANCELLED shows).
+    wait_until(lambda: api.post("/jobs", json={"table_id": "t7", "steps": 1, "seconds_per_step": 0}).status_code == 202,
+               message="the table's lock released")
 
 
 @pytest.mark.parametrize("unknown", [new_invocation_id(), "inv-mistyped", "not-an-id"])
