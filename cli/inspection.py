@@ -92,7 +92,7 @@ def _print_function(d: admin.FunctionDescription) -> None:
     spec, o = d.function, d.function.options
     click.echo(f"function {spec.name} of project {d.project_name}, version {d.version.version_id}")
     for key, value in (
-        ("kind", "generator" if spec.is_generator else "function"),
+        ("kind", spec.function_kind.value),
         ("cpu", f"{o.cpu:g}"),
         ("memory", o.memory),
         ("timeout", f"{o.timeout_seconds:g} s"),

@@ -7,6 +7,7 @@ import json
 import click
 
 import multinode
+from multinode.errors import EncodingError
 
 
 @click.command()
@@ -70,10 +71,17 @@ def get(project: str, function: str, invocation_id: str, as_json: bool) -> None:
       multinode get my_project add inv-01...
     """
     inv = multinode.get_deployed_function(project, function).get(invocation_id)
+    undecodable: str | None = None
+    try:
+        result = inv.result
+    except EncodingError as exc:
+        # A class of the tasks folder this shell cannot import: show the value as it travelled.
+        result, undecodable = json.loads(inv.encoded_result or "null"), str(exc)
     data = {
         "invocation_id": inv.invocation_id,
         "status": inv.status.value,
-        "result": inv.result,
+        "result": result,
+        **({"result_not_decodable_here": undecodable} if undecodable else {}),
         "error": inv.error,
         "terminated": inv.terminated,
         "num_failed_attempts": inv.num_failed_attempts,

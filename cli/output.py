@@ -101,7 +101,8 @@ def to_json(value: Any) -> Any:
             "functions": [to_json(spec) for spec in value.functions],
         }
     if isinstance(value, FunctionSpec):
-        return {"name": value.name, "is_generator": value.is_generator, **options_json(value.options)}
+        return {"name": value.name, "is_generator": value.is_generator, "kind": value.function_kind.value,
+                **options_json(value.options)}
     if isinstance(value, ProjectListing):
         return {
             "project_name": value.project_name,
@@ -146,7 +147,7 @@ def functions_table(manifest: VersionManifest) -> None:
     rows: list[tuple[str, ...]] = [("FUNCTION", "KIND", "CPU", "MEMORY", "TIMEOUT", "MAX_CONCURRENCY", "MAX_RETRIES")]
     for spec in manifest.functions:
         o = spec.options
-        rows.append((spec.name, "generator" if spec.is_generator else "function", f"{o.cpu:g}",
+        rows.append((spec.name, spec.function_kind.value, f"{o.cpu:g}",
                      o.memory, f"{o.timeout_seconds:g} s", str(o.max_concurrency), str(o.max_retries)))
     table(rows)
 

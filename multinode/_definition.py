@@ -6,7 +6,6 @@ process.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, overload
@@ -14,6 +13,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from multinode._function import Function
 from multinode.contract import limits as L
 from multinode.contract.ids import check_name
+from multinode.contract.kinds import FunctionKind, kind_of, refusal
 from multinode.contract.options import parse_options
 from multinode.errors import InvalidOptionError
 
@@ -27,6 +27,13 @@ _REGISTRY: dict[str, Function[Any, Any]] = {}
 
 def registered_functions() -> dict[str, Function[Any, Any]]:
     return dict(_REGISTRY)
+
+
+def kind(function: Function[Any, Any]) -> FunctionKind:
+    """The kind of a decorated function (a deployed one's is in its version's manifest)."""
+    if function.local_callable is None:
+        raise ValueError(f"{function.name} is a deployed function; read its kind from the manifest")
+    return kind_of(function.local_callable)
 
 
 class _Decorator:
@@ -54,8 +61,9 @@ class _Decorator:
     def __call__(self, fn: Callable[P, R]) -> Function[P, R]: ...
 
     def __call__(self, fn: Callable[P, Any]) -> Function[P, Any]:
-        if not callable(fn) or not hasattr(fn, "__name__"):
-            raise InvalidOptionError(f"@function() decorates a function, not {fn!r}")
+        refused = refusal(fn)
+        if refused is not None:
+            raise InvalidOptionError(f"@function() decorates a function defined with def or async def, not {refused}")
         name = check_name(fn.__name__, "function name")
         if name in _REGISTRY and _REGISTRY[name].local_callable is not fn:
             raise InvalidOptionError(
@@ -65,7 +73,7 @@ class _Decorator:
             name,
             options=self._options,
             local_callable=fn,
-            is_generator=inspect.isgeneratorfunction(fn),
+            is_generator=kind_of(fn).is_generator,
         )
         _REGISTRY[name] = function
         return function

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from multinode.contract import codec
@@ -52,10 +53,12 @@ class Attempt:
 @dataclass(frozen=True)
 class Invocation(InvocationIdentity, Generic[R]):
     """One invocation as callers see it: its identity (`invocation_id`, `project_name`,
-    `function_name`, `version_id`, `parent_invocation_id`), status, result and attempts."""
+    `function_name`, `version_id`, `parent_invocation_id`), status, result and attempts.
+
+    `result` is decoded when first read: a value this process cannot decode (a class or package
+    missing here) raises `EncodingError` there, while status, error and attempts stay readable."""
 
     status: InvocationStatus
-    result: R | None
     error: str | None
     error_details: ErrorDetails | None
     terminated: bool
@@ -64,6 +67,16 @@ class Invocation(InvocationIdentity, Generic[R]):
     ended_at: datetime | None = None
     attempts: tuple[Attempt, ...] = field(default_factory=tuple)
     status_history: tuple[tuple[InvocationStatus, datetime], ...] = field(default_factory=tuple)
+    # The result (or latest progress) as jsonpickle text, as the function's process sent it.
+    encoded_result: str | None = field(default=None, repr=False)
+
+    @cached_property
+    def result(self) -> R | None:
+        """The final result, or a running generator's latest yielded value; None without one."""
+        decoded: R | None = codec.decode(
+            self.encoded_result, f"the result of {self.invocation_id}", "in this process"
+        )
+        return decoded
 
 
 @dataclass(frozen=True)
@@ -95,7 +108,7 @@ def invocation_from_record(record: InvocationRecord, terminated: bool) -> Invoca
         function_name=record.function_name,
         version_id=record.version_id,
         status=InvocationStatus(record.status),
-        result=codec.decode(record.result) if record.has_result else None,
+        encoded_result=record.result if record.has_result else None,
         error=str(details) if details else None,
         error_details=details,
         terminated=terminated,

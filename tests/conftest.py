@@ -4,19 +4,33 @@ uses its own project names, so tests never see each other's invocations."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# The control plane is the one `multinode.testing` ships to users (its fixtures are not enabled
+# here: the project's own fixtures below keep their names).
+from multinode.testing.control_plane import (
+    GRACE_PERIOD_SECONDS,
+    HEARTBEAT_TIMEOUT_SECONDS,
+    ControlPlane,
+    free_port_block,
+    running_control_plane,
+)
+from multinode.testing.deployment import write_tasks
+
+__all__ = [
+    "GRACE_PERIOD_SECONDS",
+    "HEARTBEAT_TIMEOUT_SECONDS",
+    "ControlPlane",
+    "free_port_block",
+    "running_control_plane",
+    "write_tasks",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 # Tiers in the order they run: a broken unit fails the run in seconds, before any server starts.
@@ -35,64 +49,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return next((i for i, name in enumerate(TIERS) if item.get_closest_marker(name)), len(TIERS))
 
     items.sort(key=tier)  # stable: within a tier, the collection order
+
+
 EXAMPLE_TASKS = REPO / "tasks"
-GRACE_PERIOD_SECONDS = 2
-HEARTBEAT_TIMEOUT_SECONDS = 3
-
-
-def free_port_block(span: int = 12) -> int:
-    """A base port whose next `span` ports are free (the dev server pins port+10, port+11)."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + span >= 65535:
-            continue
-        ok = True
-        for port in range(base, base + span):
-            with socket.socket() as probe:
-                try:
-                    probe.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port block")
-
-
-@dataclass
-class ControlPlane:
-    home: Path
-    address: str
-    task_queue: str
-    server: object
-    env: dict[str, str]
-    workers: list[subprocess.Popen[bytes]]
-
-    def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
-        log = open(self.home / f"worker-{len(self.workers)}.log", "ab")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "temporal_workers"],
-            env={**self.env, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.workers.append(worker)
-        return worker
-
-    def stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
-        """Stop a worker the way an operator would (SIGTERM: it gives its leases back)."""
-        if worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-
-    def worker_log(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.home.glob("worker-*.log")))
 
 
 @pytest.fixture(scope="session")
@@ -101,62 +60,11 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         yield plane
 
 
-@contextlib.contextmanager
-def running_control_plane(
-    home: Path, extra_dynamic_config: tuple[str, ...] = (), **worker_env: str
-) -> Iterator[ControlPlane]:
-    """A dev server on free ports and one worker; the SDK points at it while it runs."""
-    from multinode import _client
-    from multinode.admin.devserver import DevServer, DevServerConfig
-
-    port = free_port_block()
-    config = DevServerConfig(home=home, port=port, headless=True, extra_dynamic_config=extra_dynamic_config)
-    server = DevServer(config).start()
-    env = {
-        **os.environ,
-        "MULTINODE_HOME": str(home),
-        "MULTINODE_API_URL": config.address,
-        "MULTINODE_TASK_QUEUE": f"tests-{uuid.uuid4().hex[:8]}",
-        "MULTINODE_GRACE_PERIOD_SECONDS": str(GRACE_PERIOD_SECONDS),
-        "MULTINODE_HEARTBEAT_TIMEOUT_SECONDS": str(HEARTBEAT_TIMEOUT_SECONDS),
-        "MULTINODE_QUOTA_REAP_SECONDS": "2",
-        **worker_env,
-    }
-    env.pop("MULTINODE_API_KEY", None)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update({k: v for k, v in env.items() if k.startswith("MULTINODE_")})
-    _client.set_default_client(None)
-    plane = ControlPlane(home, config.address, env["MULTINODE_TASK_QUEUE"], server, env, [])
-    plane.start_worker()
-    try:
-        yield plane
-    finally:
-        for worker in plane.workers:
-            plane.stop_worker(worker)
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        _client.set_default_client(None)
-
-
 @pytest.fixture
 def project_name(request: pytest.FixtureRequest) -> str:
     """A project name no other test uses."""
     stem = "".join(c if c.isalnum() else "_" for c in request.node.name)[:30]
     return f"t_{stem}_{uuid.uuid4().hex[:6]}"
-
-
-def write_tasks(folder: Path, main_py: str, **files: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "main.py").write_text(main_py)
-    for name, text in files.items():
-        path = folder / name.replace("__", "/")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return folder
 
 
 @pytest.fixture

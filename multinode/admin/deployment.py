@@ -74,6 +74,7 @@ def build_manifest(folder: Path, project_name: str) -> tuple[VersionManifest, by
                 name=f["name"],
                 options=FunctionOptions.from_dict(f["options"]),
                 is_generator=bool(f["is_generator"]),
+                kind=str(f.get("kind", "")),
             )
             for f in functions
         ],

@@ -43,7 +43,7 @@ def _discover(folder: str) -> dict[str, Any]:
         importlib.import_module("main")
     except BaseException as exc:  # report every failure as one clear line, even SystemExit
         return {"ok": False, "error": _describe_import_failure(exc, folder)}
-    from multinode._definition import registered_functions
+    from multinode._definition import kind, registered_functions
 
     functions = registered_functions()
     if not functions:
@@ -51,7 +51,12 @@ def _discover(folder: str) -> dict[str, Any]:
     return {
         "ok": True,
         "functions": [
-            {"name": name, "options": f.options.to_dict() if f.options else None, "is_generator": f.is_generator}
+            {
+                "name": name,
+                "options": f.options.to_dict() if f.options else None,
+                "is_generator": f.is_generator,
+                "kind": kind(f).value,
+            }
             for name, f in sorted(functions.items())
         ],
     }

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from multinode.contract.invocation import InvocationIdentity, InvocationStatus
+from multinode.contract.kinds import FunctionKind, kind_from_manifest
 from multinode.contract.options import FunctionOptions
 
 T = TypeVar("T")
@@ -32,6 +33,12 @@ class FunctionSpec:
     name: str
     options: FunctionOptions
     is_generator: bool = False
+    # A FunctionKind value; "" in manifests written before kinds were recorded.
+    kind: str = ""
+
+    @property
+    def function_kind(self) -> FunctionKind:
+        return kind_from_manifest(self.kind, self.is_generator)
 
 
 @dataclass(frozen=True)

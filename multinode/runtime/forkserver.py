@@ -37,6 +37,9 @@ MAX_MESSAGE = 1 << 20
 
 
 def _preload() -> None:
+    # asyncio too: an async function's attempt would otherwise import it, some 10 ms, each time.
+    import asyncio  # noqa: F401
+
     import dotenv  # noqa: F401
 
     import multinode._definition

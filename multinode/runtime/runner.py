@@ -4,12 +4,15 @@ It imports the version's main.py, decodes the arguments, calls the function and 
 supervisor over a pipe, one JSON frame per line (see `multinode.runtime.frames`).
 
 Cancellation arrives as SIGTERM and the timeout as SIGUSR1; both become exceptions raised in the
-main thread, inside the user's code. It stays lean: no temporalio unless the function itself
-starts nested invocations.
+main thread, inside the user's code; for an `async def` function or generator, inside its
+coroutine at the `await` it is suspended on (see `multinode.runtime.event_loop`). It stays lean:
+no temporalio unless the function itself starts nested invocations; the event loop's module only
+for async functions.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -17,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from multinode.runtime.frames import FrameWriter
@@ -38,16 +42,25 @@ def _install_signal_handlers() -> None:
         global _interrupted
         if _interrupted is None:
             _interrupted = "cancel"
-            raise InvocationCancelledError("the invocation was cancelled")
+            _deliver(InvocationCancelledError("the invocation was cancelled"), frame)
 
     def on_timeout(signum: int, frame: Any) -> None:
         global _interrupted
         if _interrupted is None:
             _interrupted = "timeout"
-            raise InvocationTimedOutError("the invocation reached its timeout")
+            _deliver(InvocationTimedOutError("the invocation reached its timeout"), frame)
 
     signal.signal(signal.SIGTERM, on_cancel)
     signal.signal(signal.SIGUSR1, on_timeout)
+
+
+def _deliver(error: BaseException, frame: Any) -> None:
+    """Raise the interruption here, unless a coroutine is waiting on the event loop: then it
+    arrives inside that coroutine, at its current await."""
+    event_loop = sys.modules.get("multinode.runtime.event_loop")  # loaded only for async code
+    if event_loop is not None and event_loop.interrupt(error, frame):
+        return
+    raise error
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -115,24 +128,42 @@ def run(reporter: FrameWriter) -> int:
     with open(os.environ[ENV_INPUT_PATH]) as handle:
         arguments = json.load(handle)
     function = _load_function(os.environ[ENV_CODE_DIR], os.environ[ENV_FUNCTION])
-    args = [codec.decode(text) for text in arguments["args"]]
-    kwargs = {key: codec.decode(text) for key, text in arguments["kwargs"].items()}
+    here = "in the function's environment"
+    args = [codec.decode(text, f"argument {index}", here) for index, text in enumerate(arguments["args"])]
+    kwargs = {key: codec.decode(text, f"argument {key!r}", here) for key, text in arguments["kwargs"].items()}
 
-    value = function.local_callable(*args, **kwargs)
-    if function.is_generator:
+    def on_yield(latest: Any) -> None:
+        reporter.progress(codec.encode(latest, "the yielded value"))
+
+    value = complete(function.local_callable(*args, **kwargs), on_yield)
+    reporter.result(codec.encode(value, "the result"))
+    return 0
+
+
+def complete(value: Any, on_yield: Callable[[Any], None], tidy: bool = False) -> Any:
+    """What the function's call returned, run to its end: each yield of a generator (sync or
+    async) goes to `on_yield`, and the last one is the result (a sync generator's non-None
+    `return` value wins); a coroutine is awaited. Decided on what the call returned, not on how
+    the function was declared, so a plain `def` wrapper around an `async def` runs its body
+    too. `tidy`: see `event_loop.run`."""
+    if inspect.isgenerator(value):
         last: Any = None
-        iterator = iter(value)
         while True:
             try:
-                last = next(iterator)
+                last = next(value)
             except StopIteration as stop:
                 if stop.value is not None:
                     last = stop.value
-                break
-            reporter.progress(codec.encode(last, "the yielded value"))
-        value = last
-    reporter.result(codec.encode(value, "the result"))
-    return 0
+                return last
+            on_yield(last)
+    if inspect.iscoroutine(value) or inspect.isasyncgen(value):
+        from multinode.runtime import event_loop
+
+        awaitable = value
+        if inspect.iscoroutine(awaitable):
+            return event_loop.run(lambda: event_loop.drive(awaitable), tidy=tidy)
+        return event_loop.run(lambda: event_loop.iterate(awaitable, on_yield), tidy=tidy)
+    return value
 
 
 def main() -> NoReturn:

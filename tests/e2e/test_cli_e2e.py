@@ -286,7 +286,7 @@ def test_describe_at_every_level_and_logs(control_plane: ControlPlane, deploy_ta
     assert child_row == ["child", "function", "0.5", "512", "MiB", "90", "s", "4", "3"]
     as_json = ok_json("describe", f"--project-name={project}", f"--version-id={version}")
     child_spec = next(f for f in as_json["functions"] if f["name"] == "child")
-    assert child_spec == {"name": "child", "is_generator": False, "cpu": 0.5, "memory": "512 MiB",
+    assert child_spec == {"name": "child", "is_generator": False, "kind": "function", "cpu": 0.5, "memory": "512 MiB",
                           "memory_mib": 512, "timeout_seconds": 90.0, "max_concurrency": 4,
                           "max_retries": 3}
     assert as_json["created_at"].endswith("Z")

@@ -37,7 +37,7 @@ class Unpicklable:
 
 
 CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
-    ("unpicklable argument", lambda: deployed().start(Unpicklable()), errors.EncodingError, "argument 0 (Unpicklable) cannot be encoded"),
+    ("unpicklable argument", lambda: deployed().start(Unpicklable()), errors.EncodingError, "argument 0 cannot be sent: it is or contains a value of type tests.unit.test_bad_input.Unpicklable"),
     ("cpu too small", decorate(cpu=0.01), errors.InvalidOptionError, "cpu=0.01 is out of range; allowed: 0.1 to 16"),
     ("cpu too large", decorate(cpu=17), errors.InvalidOptionError, "cpu=17 is out of range; allowed: 0.1 to 16"),
     ("cpu wrong type", decorate(cpu="2"), errors.InvalidOptionError, "cpu='2' is not a number"),
