@@ -1,8 +1,9 @@
 """The Multinode measurements: the public API timed as an application calls it (`call_remote`,
-`.start`, `.map`, a fan-out under `max_concurrency`, progress freshness, cancel latency)."""
+`.start`, both through `.aio`, `.map`, a fan-out under `max_concurrency`, progress freshness, cancel latency)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Iterator
@@ -41,6 +42,28 @@ def measure_call_remote(count: int) -> list[float]:
         if outcome_of(partial(noop.call_remote, i)) == i:  # a failed call is counted, not timed
             samples.append((time.perf_counter() - started) * 1000)
     return samples
+
+
+def measure_aio(count: int) -> tuple[list[float], list[float]]:
+    """`.start.aio` alone and `call_remote.aio`, awaited on one event loop of the caller's (the
+    loop's own engine connection is opened by the first call, before timing)."""
+
+    async def measure() -> tuple[list[float], list[float]]:
+        noop = fn("noop")
+        await noop.call_remote.aio(-1)
+        starts: list[float] = []
+        calls: list[float] = []
+        for i in range(count):
+            started = time.perf_counter()
+            invocation_id = await noop.start.aio(i)
+            starts.append((time.perf_counter() - started) * 1000)
+            await noop.await_result.aio(invocation_id, timeout=STAGE_TIMEOUT_SECONDS)
+            started = time.perf_counter()
+            if await noop.call_remote.aio(i) == i:
+                calls.append((time.perf_counter() - started) * 1000)
+        return starts, calls
+
+    return asyncio.run(measure())
 
 
 def measure_starts(count: int, samples: list[float], progress: Progress) -> None:

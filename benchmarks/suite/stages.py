@@ -29,6 +29,7 @@ from suite.harness import (
     wait_for,
 )
 from suite.measures import (
+    measure_aio,
     measure_call_remote,
     measure_cancels,
     measure_fanout,
@@ -105,6 +106,14 @@ def stage_starts(run: Run) -> None:
     run.keep("start_burst_ms", list(burst))
     run.keep("floor_start_workflow_ms", run.floor.run(run.floor.starts_alone(n)))
     run.keep("floor_start_workflow_burst_ms", run.floor.run(run.floor.starts(n)))
+
+
+def stage_aio(run: Run) -> None:
+    n = run.sizes.calls
+    log(f".start.aio and call_remote.aio x{n}, on the caller's event loop")
+    starts, calls = measure_aio(n)
+    run.keep("start_aio_ms", starts)
+    run.keep("call_remote_aio_ms", calls)
 
 
 def stage_get(run: Run) -> None:
@@ -199,7 +208,7 @@ def stage_worker_memory(run: Run) -> None:
 
 
 # Latency first, on a quiet system; bursts last, so a stall there cannot spoil the rest.
-STAGES = (stage_round_trips, stage_starts, stage_get, stage_list, stage_freshness, stage_cancel,
+STAGES = (stage_round_trips, stage_starts, stage_aio, stage_get, stage_list, stage_freshness, stage_cancel,
           stage_breakdown, stage_fanout, stage_map, stage_worker_memory)
 # After a stall the worker serves nothing more; its memory can still be read.
 NEEDS_HEALTHY_WORKER = set(STAGES) - {stage_worker_memory}

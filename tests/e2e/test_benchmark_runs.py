@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 EXPECTED_METRICS = {
     "call_remote_p50", "call_remote_p95", "call_remote_p99", "call_remote_p50_vs_inprocess",
-    "floor_subprocess_p50", "start_p50", "start_burst_p50", "get_finished_p50", "get_running_p50", "list_p50",
+    "floor_subprocess_p50", "start_p50", "start_aio_p50", "call_remote_aio_p50", "start_burst_p50", "get_finished_p50", "get_running_p50", "list_p50",
     "map_throughput", "map_throughput_vs_inprocess", "fanout_makespan", "fanout_peak_concurrency",
     "freshness_p95", "cancel_p95", "failed_invocations", "worker_rss", "attempt_rss",
 }
