@@ -18,6 +18,7 @@ from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from multinode.contract import names
+from multinode.contract.invocation import InvocationStatus
 from multinode.contract.records import ArchiverState, InvocationRecord, QuotaRequest, QuotaState
 from multinode.engine.attributes import typed_pairs
 
@@ -118,7 +119,7 @@ class CoordinationActivities:
         except WorkflowFailureError:
             # Ended abnormally in the engine (terminated): keep what its memo knew.
             record = await execution.memo_value("state", type_hint=InvocationRecord)
-            record.status, record.ended_at = "FAILED", (execution.close_time or datetime.now(UTC)).timestamp()
+            record.status, record.ended_at = InvocationStatus.FAILED.value, (execution.close_time or datetime.now(UTC)).timestamp()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return  # removed meanwhile
