@@ -1,11 +1,15 @@
-"""Fixtures shared by the unit tests of the SDK's own logic (over `tests.unit.fake_engine`)."""
+"""Fixtures shared by unit tests: the SDK's own logic over `tests.unit.fake_engine`, and the
+CLI's isolated environment."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from multinode import _client
 from multinode._client import Client
 from tests.unit.fake_engine import FakeEngine
 
@@ -23,3 +27,17 @@ def client(engine: FakeEngine) -> Iterator[Client[FakeEngine]]:
     client = Client(engine=engine)
     yield client
     client.close()
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No inherited settings: a private MULTINODE_HOME, no MULTINODE_* variables, a fresh
+    default client (the e2e session may have set all of them)."""
+    for name in list(os.environ):
+        if name.startswith("MULTINODE_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("MULTINODE_HOME", str(home))
+    _client.set_default_client(None)
+    yield home
+    _client.set_default_client(None)
