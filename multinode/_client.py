@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from multinode._port import EnginePort
-from multinode.contract.connection import ConnectionSettings, resolve_settings
+from multinode.contract.connection import ConnectionSettings
 
 T = TypeVar("T")
 
@@ -74,6 +74,10 @@ class Client(Generic[E]):
     @property
     def settings(self) -> ConnectionSettings:
         if self._settings is None:
+            # Temporal's environment configuration is read by temporalio, which only the
+            # engine imports: loaded here, at the first call that needs the connection.
+            from multinode.engine.connection import resolve_settings
+
             self._settings = resolve_settings()
         return self._settings
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from multinode.contract.connection import ConnectionSettings, multinode_home, resolve_settings
+from multinode.contract.connection import ConnectionSettings, multinode_home
+from multinode.engine.connection import resolve_settings
 from multinode.errors import InvalidOptionError
 
 

@@ -14,13 +14,17 @@ import tempfile
 from pathlib import Path
 
 from multinode.contract import names
-from multinode.contract.connection import check_api_url, load_profile, profile_path
+from multinode.contract.connection import check_api_url, load_profile, profile_path, profile_text
 from multinode.errors import InvalidOptionError
 
 ENV_UI_URL = "MULTINODE_UI_URL"
 DEFAULT_UI_URL = f"http://127.0.0.1:{names.DEFAULT_UI_PORT}"
 
-PROFILE_KEYS = ("api_url", "api_key", "namespace", "task_queue", "ui_url")
+PROFILE_KEYS = (
+    "api_url", "api_key", "namespace", "task_queue", "ui_url",
+    # TLS: on or off (absent: on exactly with a key or any TLS file), and absolute file paths.
+    "tls", "tls_server_name", "tls_server_ca_cert", "tls_client_cert", "tls_client_key",
+)
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
 
@@ -33,16 +37,16 @@ def check_ui_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def save_profile(values: dict[str, str | None]) -> Path:
+def save_profile(values: dict[str, str | bool | None]) -> Path:
     """Write the profile (keys of PROFILE_KEYS whose value is set), replacing any earlier one."""
     unknown = set(values) - set(PROFILE_KEYS)
     if unknown:
         raise InvalidOptionError(f"unknown profile keys: {', '.join(sorted(unknown))}")
-    data = {key: value for key, value in values.items() if value}
-    if "api_url" in data:
-        check_api_url(data["api_url"])
-    if "ui_url" in data:
-        data["ui_url"] = check_ui_url(data["ui_url"])
+    data = {key: value for key, value in values.items() if value or value is False}
+    if isinstance(data.get("api_url"), str):
+        check_api_url(str(data["api_url"]))
+    if isinstance(data.get("ui_url"), str):
+        data["ui_url"] = check_ui_url(str(data["ui_url"]))
     path = profile_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):  # a folder we do not own keeps its mode
@@ -77,5 +81,5 @@ def remove_profile() -> bool:
 def resolve_ui_url() -> str:
     """The Temporal Web UI: `MULTINODE_UI_URL`, then the profile's `ui_url`, then the local
     `multinode dev` default."""
-    value = os.environ.get(ENV_UI_URL) or load_profile().get("ui_url") or DEFAULT_UI_URL
+    value = os.environ.get(ENV_UI_URL) or profile_text(load_profile(), "ui_url") or DEFAULT_UI_URL
     return check_ui_url(value)

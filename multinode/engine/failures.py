@@ -34,6 +34,37 @@ def unreachable_message(settings: ConnectionSettings, detail: object) -> str:
     return f"cannot reach the Multinode control plane at {settings.api_url}: {detail}; {hint}"
 
 
+def tls_hint(settings: ConnectionSettings, detail: str) -> str:
+    """What to do about a failed TLS handshake, from the words of the failure: the client's
+    TLS library names the problem (a certificate the server asked for, a CA it does not know)
+    but not the setting that fixes it."""
+    lowered = detail.lower().replace(" ", "").replace("_", "")
+    if not settings.uses_tls:
+        if any(word in lowered for word in ("connectionreset", "unexpectedeof", "brokenpipe")):
+            return " (TLS is off: if this control plane requires TLS, set TEMPORAL_TLS=true)"
+        return ""
+    if "certificaterequired" in lowered or (
+        "handshakefailure" in lowered and not settings.uses_mutual_tls
+    ):
+        return (
+            " (the control plane requires a TLS client certificate, mutual TLS: give one with "
+            "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH, or `multinode login "
+            "--tls-cert FILE --tls-key FILE`)"
+        )
+    if any(word in lowered for word in ("badcertificate", "unknownca", "certificateunknown",
+                                        "decrypterror", "expiredcertificate", "revokedcertificate")):
+        return " (the control plane refused this TLS client certificate: is it signed by the CA it trusts?)"
+    if "unknownissuer" in lowered or "invalidpeercertificate" in lowered:
+        return (
+            " (the control plane's TLS certificate is not trusted: give its CA with "
+            "TEMPORAL_TLS_SERVER_CA_CERT_PATH or `multinode login --tls-ca FILE`, or its name with "
+            "TEMPORAL_TLS_SERVER_NAME / --tls-server-name)"
+        )
+    if any(word in lowered for word in ("invalidcontenttype", "tls", "handshake", "certificate")):
+        return " (TLS is on: does this control plane accept TLS connections? TEMPORAL_TLS=false turns it off)"
+    return ""
+
+
 def translate_rpc_error(exc: RPCError, what: str) -> MultinodeError:
     if exc.status == RPCStatusCode.UNAVAILABLE:
         return ControlPlaneUnavailableError(f"the control plane is unavailable ({one_line(exc)})")

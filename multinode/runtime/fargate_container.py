@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from multinode.contract.connection import multinode_home
+from multinode.contract.connection import CONNECTION_VARIABLES, multinode_home
 from multinode.runtime import runner as _runner
 from multinode.runtime.fargate_run import (
     ENV_GRACE_PERIOD_SECONDS,
@@ -60,8 +60,9 @@ UPLOAD_TRIES = 4
 # Passed through to the function: its locale and paths, and the task's own AWS identity.
 _PASSED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 _PASSED_PREFIXES = ("AWS_", "ECS_")
+# The connection (the task definition's secrets give the key and TLS material) and who it is.
 _CONNECTION_VARIABLES = (
-    "MULTINODE_API_URL", "MULTINODE_API_KEY", "MULTINODE_NAMESPACE", "MULTINODE_TASK_QUEUE",
+    *CONNECTION_VARIABLES,
     "MULTINODE_PROJECT", "MULTINODE_VERSION_ID", "MULTINODE_INVOCATION_ID", "MULTINODE_ATTEMPT",
 )
 

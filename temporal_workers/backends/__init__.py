@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-from multinode.contract.connection import ConnectionSettings
+from multinode.contract.connection import ConnectionSettings, connection_environment
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest
 from multinode.runtime import runner
 
@@ -50,13 +50,15 @@ class ContainerBackend(ABC):
 
 def attempt_environment(request: AttemptRequest, connection: ConnectionSettings) -> dict[str, str]:
     """What every function process is told, whatever runs it: who it is, and how to reach the
-    control plane for nested invocations. Never the arguments, never a secret of the worker's."""
+    control plane for nested invocations (the worker's own connection, TLS included, so a nested
+    call connects exactly as the worker does). Never the arguments, never a secret: the local
+    backend adds the key and TLS material itself, a Fargate task gets them from its task
+    definition's secrets."""
     invocation = request.invocation
+    public, _secret = connection_environment(connection)  # secrets: each backend its own way
     return {
         "PYTHONUNBUFFERED": "1",
-        "MULTINODE_API_URL": connection.api_url,
-        "MULTINODE_NAMESPACE": connection.namespace,
-        "MULTINODE_TASK_QUEUE": connection.task_queue,
+        **public,
         "MULTINODE_PROJECT": invocation.project_name,
         "MULTINODE_VERSION_ID": invocation.version_id,
         "MULTINODE_INVOCATION_ID": invocation.invocation_id,

@@ -143,6 +143,32 @@ def test_function_task_role_reads_packages_and_writes_only_its_runs() -> None:
     assert "ManagedPolicyArns" not in role["Properties"]
 
 
+def present(items: list[Any] | None) -> list[Any]:
+    """moto keeps an `!If [..., AWS::NoValue]` list item as null; CloudFormation drops it."""
+    return [item for item in items or [] if item is not None]
+
+
+def _refs(node: Any) -> set[str]:
+    """Every parameter or resource a piece of the template refers to with !Ref."""
+    if isinstance(node, dict):
+        return {node["Ref"]} if set(node) == {"Ref"} else set().union(*map(_refs, node.values()))
+    if isinstance(node, list):
+        return set().union(set(), *map(_refs, node))
+    return set()
+
+
+@pytest.mark.timeout(10)
+def test_each_execution_role_reads_exactly_its_containers_secrets() -> None:
+    template = _template()
+    secret_parameters = {name for name in template["Parameters"] if name.endswith("SecretArn")}
+    for container_name in ("function", "worker"):
+        task = _task_definition_with(template, container_name)
+        role = template["Resources"][task["ExecutionRoleArn"]["Fn::GetAtt"][0]]
+        readable = _refs(role["Properties"]["Policies"]) & secret_parameters
+        injected = _refs(_container(template, container_name)["Secrets"]) & secret_parameters
+        assert readable == injected == secret_parameters, container_name
+
+
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # Never let a stray real credential reach anything.
@@ -153,9 +179,35 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
 
+# How the stack reaches Temporal: Temporal Cloud with an API key, a self-hosted cluster with
+# mutual TLS and a private CA, and one in plaintext on a private network.
+CLUSTERS = {
+    "api-key": {"TemporalApiKeySecretArn": "api-key"},
+    "mutual-tls": {
+        "TemporalTlsServerCaSecretArn": "ca", "TemporalTlsClientCertSecretArn": "cert",
+        "TemporalTlsClientKeySecretArn": "key", "TemporalTlsServerName": "temporal.internal",
+    },
+    "plaintext": {"TemporalTls": "DISABLED"},
+}
+SECRET_VARIABLES = {  # what the engine reads (multinode.contract.connection) from each secret
+    "TemporalApiKeySecretArn": ("TEMPORAL_API_KEY", "MULTINODE_API_KEY"),
+    "TemporalTlsServerCaSecretArn": ("TEMPORAL_TLS_SERVER_CA_CERT_DATA",) * 2,
+    "TemporalTlsClientCertSecretArn": ("TEMPORAL_TLS_CLIENT_CERT_DATA",) * 2,
+    "TemporalTlsClientKeySecretArn": ("TEMPORAL_TLS_CLIENT_KEY_DATA",) * 2,
+}
+
+
+def test_secret_variables_are_the_ones_the_engine_reads() -> None:
+    from multinode.contract.connection import CONNECTION_VARIABLES
+
+    for names in SECRET_VARIABLES.values():
+        assert set(names) <= {*CONNECTION_VARIABLES, "TEMPORAL_API_KEY"}
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS..S3..BucketPolicy:UserWarning")
-def test_stack_deploys_in_moto(aws_env: None) -> None:
+@pytest.mark.parametrize("cluster", list(CLUSTERS))
+def test_stack_deploys_in_moto(aws_env: None, cluster: str) -> None:
     with mock_aws():
         ec2 = boto3.client("ec2", region_name=REGION)
         vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -163,9 +215,12 @@ def test_stack_deploys_in_moto(aws_env: None) -> None:
             ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr)["Subnet"]["SubnetId"]
             for cidr in ("10.0.1.0/24", "10.0.2.0/24")
         ]
-        secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name="temporal-api-key", SecretString="not-a-key"
-        )["ARN"]
+        secretsmanager = boto3.client("secretsmanager", region_name=REGION)
+        chosen = {
+            key: secretsmanager.create_secret(Name=f"temporal-{value}", SecretString="x")["ARN"]
+            if key.endswith("SecretArn") else value
+            for key, value in CLUSTERS[cluster].items()
+        }
         parameters = {
             "VpcId": vpc_id,
             "SubnetIds": ",".join(subnets),
@@ -173,8 +228,8 @@ def test_stack_deploys_in_moto(aws_env: None) -> None:
             "WorkerImage": "example.com/multinode-worker:1",
             "TemporalAddress": "temporal.example.com:7233",
             "TemporalNamespace": "multinode.test",
-            "TemporalApiKeySecretArn": secret_arn,
             "LogRetentionDays": "14",
+            **chosen,
         }
         cloudformation = boto3.client("cloudformation", region_name=REGION)
         cloudformation.create_stack(
@@ -228,7 +283,7 @@ def test_stack_deploys_in_moto(aws_env: None) -> None:
             taskDefinition=services[0]["taskDefinition"]
         )["taskDefinition"]
         (worker,) = worker_task["containerDefinitions"]
-        env = {e["name"]: e["value"] for e in worker["environment"]}
+        env = {e["name"]: e["value"] for e in present(worker["environment"])}
         assert env["MULTINODE_BACKEND"] == "fargate"
         assert env["MULTINODE_FARGATE_CLUSTER"] == outputs["ClusterName"]
         assert (
@@ -241,7 +296,15 @@ def test_stack_deploys_in_moto(aws_env: None) -> None:
         assert env["MULTINODE_FUNCTION_LOG_GROUP"] == outputs["FunctionLogGroupName"]
         assert env["TEMPORAL_ADDRESS"] == parameters["TemporalAddress"]
         assert env["TEMPORAL_NAMESPACE"] == parameters["TemporalNamespace"]
-        assert "TEMPORAL_API_KEY" not in env
-        assert worker["secrets"] == [
-            {"name": "TEMPORAL_API_KEY", "valueFrom": secret_arn}
+        assert env["TEMPORAL_TLS"] == ("false" if cluster == "plaintext" else "true")
+        assert env.get("TEMPORAL_TLS_SERVER_NAME") == chosen.get("TemporalTlsServerName")
+        # Credentials come from the secrets given, never in plain environment variables.
+        given = {k: v for k, v in chosen.items() if k.endswith("SecretArn")}
+        assert not set(env) & {n for names in SECRET_VARIABLES.values() for n in names}
+        assert present(worker.get("secrets")) == [
+            {"name": SECRET_VARIABLES[k][0], "valueFrom": arn} for k, arn in given.items()
+        ]
+        (function,) = function_task["containerDefinitions"]
+        assert present(function.get("secrets")) == [
+            {"name": SECRET_VARIABLES[k][1], "valueFrom": arn} for k, arn in given.items()
         ]

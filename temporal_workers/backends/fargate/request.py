@@ -71,8 +71,9 @@ def container_environment(
     }
     if invocation.requirements_sha256:
         env[ENV_REQUIREMENTS_SHA256] = invocation.requirements_sha256
-    # The API key never travels in overrides (DescribeTasks would show it): the function task
-    # definition injects it from Secrets Manager.
+    # The API key and the TLS material never travel in overrides (DescribeTasks would show
+    # them): the function task definition injects them from Secrets Manager
+    # (deploy/cloudformation/multinode.yaml).
     return env
 
 

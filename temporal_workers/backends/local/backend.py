@@ -20,6 +20,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from multinode.contract.connection import connection_environment
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
 from multinode.runtime import runner as _runner
 from multinode.runtime.preparation import PERMANENT_ERRORS, PreparedVersion, prepare_version
@@ -104,8 +105,7 @@ class LocalBackend(ContainerBackend):
         env = base_environment()
         env.update(attempt_environment(request, connection))
         env.update({_runner.ENV_CODE_DIR: str(code_dir), _runner.ENV_INPUT_PATH: str(input_path)})
-        if connection.api_key:
-            env["MULTINODE_API_KEY"] = connection.api_key
+        env.update(connection_environment(connection)[1])  # the key and TLS material
         return env
 
     async def _launch_and_supervise(
