@@ -77,6 +77,8 @@ def login(
         "client_key": _tls_file(tls_client_key, "client key"),
     }
     server_name = (tls_server_name or "").strip() or None
+    if tls is False and (server_name or any(files.values())):
+        raise InvalidOptionError("TLS files or a TLS server name were given with TLS turned off")
     tls_settings = None
     if tls is not None or server_name or any(files.values()):
         tls_settings = check_tls(TlsSettings(

@@ -102,15 +102,13 @@ class TlsSettings:
 
 
 def check_tls(tls: TlsSettings) -> TlsSettings:
-    """Validate at the door: a client certificate needs its key (and the other way round), and
-    TLS files mean nothing with TLS off."""
-    if (tls.client_cert is None) != (tls.client_key is None):
+    """Validate at the door: a client certificate needs its key (and the other way round).
+    With TLS off the files are ignored, as Temporal does (`TEMPORAL_TLS=false` over a profile)."""
+    if tls.enabled and (tls.client_cert is None) != (tls.client_key is None):
         given, missing = ("certificate", "key") if tls.client_key is None else ("key", "certificate")
         raise InvalidOptionError(
             f"a TLS client {given} was given without its {missing}: mutual TLS needs both"
         )
-    if not tls.enabled and (tls.client_cert or tls.server_ca_cert or tls.server_name):
-        raise InvalidOptionError("TLS files or a TLS server name were given while TLS is turned off")
     return tls
 
 

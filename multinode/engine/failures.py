@@ -34,31 +34,42 @@ def unreachable_message(settings: ConnectionSettings, detail: object) -> str:
     return f"cannot reach the Multinode control plane at {settings.api_url}: {detail}; {hint}"
 
 
+# How a TLS connection that the server ends right after the handshake reads: under TLS 1.3 the
+# client finishes its handshake before the server checks the client certificate, so a refused
+# (or missing) certificate shows up as the connection closing, the alert itself often lost.
+_CLOSED_WORDS = ("connectionclosed", "unexpectedeof", "closenotify", "connectionreset", "brokenpipe",
+                 "certificaterequired", "handshakefailure")
+_MUTUAL_TLS_HOW = (
+    "give one with TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH, or "
+    "`multinode login --tls-cert FILE --tls-key FILE`"
+)
+
+
 def tls_hint(settings: ConnectionSettings, detail: str) -> str:
-    """What to do about a failed TLS handshake, from the words of the failure: the client's
-    TLS library names the problem (a certificate the server asked for, a CA it does not know)
-    but not the setting that fixes it."""
+    """What to do about a failed TLS connection, from the words of the failure: the client's TLS
+    library names the symptom (a closed connection, an unknown issuer) but not the setting that
+    fixes it."""
     lowered = detail.lower().replace(" ", "").replace("_", "")
+    closed = any(word in lowered for word in _CLOSED_WORDS)
     if not settings.uses_tls:
-        if any(word in lowered for word in ("connectionreset", "unexpectedeof", "brokenpipe")):
+        if closed:
             return " (TLS is off: if this control plane requires TLS, set TEMPORAL_TLS=true)"
         return ""
-    if "certificaterequired" in lowered or (
-        "handshakefailure" in lowered and not settings.uses_mutual_tls
-    ):
-        return (
-            " (the control plane requires a TLS client certificate, mutual TLS: give one with "
-            "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH, or `multinode login "
-            "--tls-cert FILE --tls-key FILE`)"
-        )
-    if any(word in lowered for word in ("badcertificate", "unknownca", "certificateunknown",
-                                        "decrypterror", "expiredcertificate", "revokedcertificate")):
-        return " (the control plane refused this TLS client certificate: is it signed by the CA it trusts?)"
     if "unknownissuer" in lowered or "invalidpeercertificate" in lowered:
         return (
             " (the control plane's TLS certificate is not trusted: give its CA with "
-            "TEMPORAL_TLS_SERVER_CA_CERT_PATH or `multinode login --tls-ca FILE`, or its name with "
-            "TEMPORAL_TLS_SERVER_NAME / --tls-server-name)"
+            "TEMPORAL_TLS_SERVER_CA_CERT_PATH or `multinode login --tls-ca FILE`, or the name it "
+            "carries with TEMPORAL_TLS_SERVER_NAME / --tls-server-name)"
+        )
+    if closed and not settings.uses_mutual_tls:
+        return (
+            " (the control plane closed the TLS connection, as one that requires a TLS client certificate "
+            f"(mutual TLS) does: {_MUTUAL_TLS_HOW})"
+        )
+    if closed or any(word in lowered for word in ("badcertificate", "unknownca", "certificateunknown")):
+        return (
+            " (the control plane closed the TLS connection: it refused this TLS client certificate; "
+            "is it signed by the CA the control plane trusts, and not expired?)"
         )
     if any(word in lowered for word in ("invalidcontenttype", "tls", "handshake", "certificate")):
         return " (TLS is on: does this control plane accept TLS connections? TEMPORAL_TLS=false turns it off)"

@@ -4,9 +4,10 @@ it and offers HTTP/2 by ALPN (gRPC over TLS needs it), then pipes the bytes to t
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import datetime
 import ipaddress
+import socket
 import ssl
 import threading
 from dataclasses import dataclass
@@ -120,9 +121,10 @@ def make_certificates(folder: Path) -> Certificates:
 
 class MutualTlsProxy:
     """127.0.0.1:port (TLS, client certificate required, ALPN h2) → upstream (plaintext).
-    Runs its own event loop on a thread, so synchronous tests, subprocesses and the SDK can all
-    use it. `accepted` counts the connections that passed the handshake; `refused` holds why the
-    others did not."""
+    Runs on threads with blocking sockets, so a refused handshake ends with the TLS alert a real
+    server sends (OpenSSL writes it before the socket closes), and synchronous tests,
+    subprocesses and the SDK can all use it. `accepted` counts the connections that passed the
+    handshake; `refused` holds why the others did not."""
 
     def __init__(self, upstream: str, certificates: Certificates) -> None:
         host, _, port = upstream.rpartition(":")
@@ -136,67 +138,72 @@ class MutualTlsProxy:
         self._context = context
         self.accepted = 0
         self.refused: list[str] = []
-        self._loop = asyncio.new_event_loop()
-        self._server: asyncio.Server | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, name="tls-proxy", daemon=True)
-        self.address = ""
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._stopping = threading.Event()
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._accept, name="tls-proxy", daemon=True)
 
     def __enter__(self) -> MutualTlsProxy:
-        self._loop.set_exception_handler(self._on_loop_error)
         self._thread.start()
-        self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop
-        ).result(timeout=10)
-        port = self._server.sockets[0].getsockname()[1]
-        self.address = f"127.0.0.1:{port}"
         return self
 
     def __exit__(self, *_: object) -> None:
-        async def close() -> None:
-            if self._server is not None:
-                self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
-
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._stopping.set()
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=10)
-        self._loop.close()
 
-    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
-        self.refused.append(str(context.get("exception") or context.get("message")))
+    def _track(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._sockets.add(sock)
+        return sock
 
-    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        # The handshake is made here rather than by start_server(ssl=...), which only logs a
-        # refused one at debug level: the tests read why it was refused.
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(self._track(client),), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        client.settimeout(10)
         try:
-            await client_writer.start_tls(self._context, ssl_handshake_timeout=10)
-        except (OSError, TimeoutError) as exc:
+            secure = self._track(self._context.wrap_socket(client, server_side=True))
+        except (OSError, ssl.SSLError) as exc:
             self.refused.append(f"{type(exc).__name__}: {exc}")
-            client_writer.close()
+            client.close()
             return
-        ssl_object = client_writer.get_extra_info("ssl_object")
-        if ssl_object is None or ssl_object.selected_alpn_protocol() != "h2":
+        if secure.selected_alpn_protocol() != "h2":
             self.refused.append("the client did not negotiate h2 by ALPN")
-            client_writer.close()
+            secure.close()
             return
         self.accepted += 1
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
+            upstream = self._track(socket.create_connection(self._upstream, timeout=10))
         except OSError:
-            client_writer.close()
+            secure.close()
             return
+        secure.settimeout(None)
+        upstream.settimeout(None)
+        threading.Thread(target=self._pipe, args=(upstream, secure), daemon=True).start()
+        self._pipe(secure, upstream)
 
-        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                while data := await reader.read(65536):
-                    writer.write(data)
-                    await writer.drain()
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                writer.close()
-
-        await asyncio.gather(pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer),
-                             return_exceptions=True)
+    def _pipe(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+                with self._lock:
+                    self._sockets.discard(sock)

@@ -31,12 +31,14 @@ def client(engine: FakeEngine) -> Iterator[Client[FakeEngine]]:
 
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """No inherited settings: a private MULTINODE_HOME, no MULTINODE_* variables, a fresh
-    default client (the e2e session may have set all of them)."""
+    """No inherited settings: a private MULTINODE_HOME, no MULTINODE_* or TEMPORAL_* variables,
+    no temporal.toml, a fresh default client (the e2e session may have set all of them)."""
     for name in list(os.environ):
-        if name.startswith("MULTINODE_"):
+        if name.startswith(("MULTINODE_", "TEMPORAL_")):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
+    # Temporal's own configuration file: none unless a test writes one here.
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(tmp_path / "temporal.toml"))
     monkeypatch.setenv("MULTINODE_HOME", str(home))
     _client.set_default_client(None)
     yield home

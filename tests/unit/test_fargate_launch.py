@@ -91,6 +91,23 @@ def test_the_api_key_never_travels_in_overrides(tmp_path: Path) -> None:
     assert h.ecs.run_params and "secret-key-123" not in repr(h.ecs.run_params)
 
 
+def test_tls_material_never_travels_in_overrides_but_tls_itself_does(tmp_path: Path) -> None:
+    from multinode.contract.connection import ConnectionSettings, TlsSettings
+    from multinode.runtime.fargate_run import RunLocation
+    from temporal_workers.backends.fargate.request import container_environment
+    from tests.unit.scripted_fargate import settings
+
+    tls = TlsSettings(server_name="temporal.internal", server_ca_cert=tmp_path / "ca.pem",
+                      client_cert=b"-----BEGIN CERTIFICATE-----", client_key=b"-----BEGIN PRIVATE KEY-----")
+    connection = ConnectionSettings("temporal.internal:7233", "secret-key-123", "team", "q", "environment", tls)
+    worker = settings(tmp_path).model_copy(update={"connection": connection})
+    env = container_environment(request(), worker, RunLocation.from_uri("s3://bucket/runs/x/"), "token")
+    overrides = json.dumps(task_overrides(request(), env))
+    assert "BEGIN" not in overrides and "secret-key-123" not in overrides and "ca.pem" not in overrides
+    assert (env["TEMPORAL_TLS"], env["TEMPORAL_TLS_SERVER_NAME"], env["MULTINODE_NAMESPACE"]) == (
+        "true", "temporal.internal", "team")
+
+
 def test_client_tokens_are_bounded_and_stable() -> None:
     assert client_token("inv-x", 1, 1, 1) == client_token("inv-x", 1, 1, 1)
     long_token = client_token("inv-" + "y" * 80, 3, 2, 1)
