@@ -67,6 +67,16 @@ DETAILS_VALUE_MAX_CHARS = 300
 TIMED_OUT_ERROR_TYPE = "InvocationTimedOutError"
 
 
+class InvocationFailure(ApplicationError):
+    """How an invocation that failed or timed out closes its workflow. The data converter shows
+    `remote_traceback` (the function's) as the failure's stack trace, in place of this
+    workflow's frames."""
+
+    def __init__(self, message: str, *details: object, type: str, non_retryable: bool, remote_traceback: str) -> None:
+        super().__init__(message, *details, type=type, non_retryable=non_retryable)
+        self.remote_traceback = remote_traceback
+
+
 @workflow.defn(name=names.INVOCATION_WORKFLOW)
 class InvocationWorkflow:
     @workflow.init
@@ -124,7 +134,8 @@ class InvocationWorkflow:
             error = ErrorInfo(type="InvocationFailedError", message="the invocation failed")
         text = f"{error.type}: {error.message}" if error.message else error.type
         details = [error.traceback] if error.traceback else []
-        return ApplicationError(text, *details, type=error.type, non_retryable=True)
+        return InvocationFailure(text, *details, type=error.type, non_retryable=True,
+                                 remote_traceback=error.traceback or "")
 
     async def _run_attempts(self) -> InvocationRecord:
         record = await self._attempts_until_final()
