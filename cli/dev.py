@@ -34,7 +34,7 @@ def dev(port: int, ui_port: int, headless: bool) -> None:
         settings = base.model_copy(update={"connection": connection})
         click.echo(f"Multinode control plane on {config.address} (state in {config.home})")
         if not headless:
-            click.echo(f"Temporal Web UI: {config.ui_url}/namespaces/{config.namespace}/workflows")
+            click.echo(f"Invocations in the Temporal Web UI: {admin.list_url(settings=connection, ui_url=config.ui_url)}")
         click.echo("Press Ctrl-C to stop.")
         asyncio.run(temporal_workers.run_worker(settings))
     except KeyboardInterrupt:

@@ -29,6 +29,7 @@ from multinode.contract.ids import (
     new_invocation_id,
 )
 from multinode.contract.options import FunctionOptions
+from multinode.contract.preview import invocation_summary
 from multinode.errors import (
     AwaitTimeoutError,
     FunctionDoesNotExistError,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
     from multinode._port import EnginePort
     from multinode.contract.records import (
         FunctionSpec,
-        InvocationInput,
         VersionManifest,
     )
 
@@ -172,10 +172,10 @@ class Function(Generic[P, R]):
             parent_invocation_id=os.environ.get(ENV_INVOCATION) or None,
         )
         if lock is None:
-            await engine.start_invocation(invocation, summary=_summary(invocation))
+            await engine.start_invocation(invocation, summary=invocation_summary(invocation))
         else:
             await engine.start_locked_invocation(
-                LockInput(manifest.project_name, lock, invocation, _summary(invocation))
+                LockInput(manifest.project_name, lock, invocation, invocation_summary(invocation))
             )
         for listener in child_listeners:
             listener(invocation.invocation_id)
@@ -361,9 +361,6 @@ def _check_lock_key(lock: object) -> str:
     return lock
 
 
-def _summary(invocation: InvocationInput) -> str:
-    parent = f" (child of {invocation.parent_invocation_id})" if invocation.parent_invocation_id else ""
-    return f"{invocation.project_name}.{invocation.function_name} @ {invocation.version_id}{parent}"
 
 
 def _result_or_raise(invocation: Invocation[R]) -> R:

@@ -1,6 +1,8 @@
-"""Links into the Temporal Web UI: an invocation's page (its workflow is the invocation) and
-workflow lists filtered by Multinode's search attributes. The UI's base URL comes from
-MULTINODE_UI_URL, else the profile, else a local `multinode dev`."""
+"""Links into the Temporal Web UI: an invocation's page (its workflow is the invocation) and the
+list of invocations, narrowed by Multinode's search attributes. The list never shows the
+engine's own workflows (quota semaphores, projects, locks, the archiver, archive records): its
+query selects the invocation workflow type. The UI's base URL comes from MULTINODE_UI_URL, else
+the profile, else a local `multinode dev`."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ from urllib.parse import quote
 
 from multinode._client import default_client
 from multinode.admin.profile import resolve_ui_url
+from multinode.contract import names
 from multinode.contract.connection import ConnectionSettings
+
+INVOCATIONS_QUERY = f'WorkflowType = "{names.INVOCATION_WORKFLOW}"'
 
 
 def invocation_url(invocation_id: str, settings: ConnectionSettings | None = None) -> str:
@@ -17,7 +22,16 @@ def invocation_url(invocation_id: str, settings: ConnectionSettings | None = Non
     return f"{resolve_ui_url()}/namespaces/{quote(namespace, safe='')}/workflows/{quote(invocation_id, safe='')}"
 
 
-def list_url(query: str, settings: ConnectionSettings | None = None) -> str:
-    """The Web UI's workflow list filtered by a visibility query (search attributes)."""
+def web_ui_query(filters: str | None = None) -> str:
+    """The visibility query of the invocations list: invocations only, narrowed by `filters`
+    (a query over Multinode's search attributes, e.g. `MultinodeProject = "p"`)."""
+    return f"{INVOCATIONS_QUERY} AND ({filters})" if filters else INVOCATIONS_QUERY
+
+
+def list_url(filters: str | None = None, settings: ConnectionSettings | None = None, *, ui_url: str | None = None) -> str:
+    """The Web UI's list of invocations (only invocations), narrowed by `filters`; `ui_url`
+    overrides the configured Web UI address."""
     namespace = (settings or default_client().settings).namespace
-    return f"{resolve_ui_url()}/namespaces/{quote(namespace, safe='')}/workflows?query={quote(query, safe='')}"
+    base = ui_url.rstrip("/") if ui_url else resolve_ui_url()
+    query = quote(web_ui_query(filters), safe="")
+    return f"{base}/namespaces/{quote(namespace, safe='')}/workflows?query={query}"

@@ -33,6 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from multinode.contract import names
 from multinode.contract.connection import ConnectionSettings
 from multinode.contract.invocation import InvocationStatus
+from multinode.contract.preview import invocation_details
 from multinode.contract.records import (
     AttemptProgress,
     CancelReply,
@@ -46,7 +47,6 @@ from multinode.engine.attributes import KEY_LOCK, KEY_PROJECT, typed_pairs
 from multinode.engine.failures import (
     consume_outcome,
     invocation_error,
-    one_line,
     translate_rpc_error,
     translated,
 )
@@ -93,6 +93,7 @@ class Invocations:
                 search_attributes=TypedSearchAttributes(typed_pairs(values)),
                 memo={"state": initial_record(invocation)},
                 static_summary=summary,
+                static_details=invocation_details(invocation),
             ),
         )
 
@@ -258,12 +259,12 @@ class Invocations:
             return await handle.result()
         except RPCError as exc:
             raise invocation_error(exc, handle.id) from None
-        except WorkflowFailureError as exc:
-            # Only an engine-level fault (a bug, a termination) fails the workflow itself:
-            # user failures complete it with status FAILED.
-            raise MultinodeError(
-                f"invocation {handle.id} ended abnormally in the engine: {one_line(exc.cause)}"
-            ) from None
+        except WorkflowFailureError:
+            # Failed, timed out or cancelled: the workflow closed Failed or Canceled, and its
+            # final record is in the memo (an invocation the engine ended without finishing
+            # reads as failed, as `.get` says).
+            record, _ = await self.get(handle.id)
+            return record
 
     async def cancel(self, invocation_id: str, wait_ack: bool = True) -> CancelReply:
         """Request cancellation durably (one RPC the engine records, no worker needed), then

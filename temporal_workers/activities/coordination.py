@@ -25,6 +25,7 @@ from multinode.engine.attributes import typed_pairs
 # Archive records wait a century for a first task no worker will ever run.
 ARCHIVE_START_DELAY = timedelta(days=36500)
 ARCHIVE_OVERLAP_SECONDS = 600.0
+_FINAL_STATUSES = {s.value for s in InvocationStatus if s.is_final}
 
 
 class CoordinationActivities:
@@ -117,9 +118,12 @@ class CoordinationActivities:
         try:
             record = await handle.result(follow_runs=False)
         except WorkflowFailureError:
-            # Ended abnormally in the engine (terminated): keep what its memo knew.
+            # Failed, timed out or cancelled: the final record is in the memo. An invocation the
+            # engine ended without finishing (terminated) keeps what its memo knew, as failed.
             record = await execution.memo_value("state", type_hint=InvocationRecord)
-            record.status, record.ended_at = InvocationStatus.FAILED.value, (execution.close_time or datetime.now(UTC)).timestamp()
+            if record.status not in _FINAL_STATUSES:
+                record.status = InvocationStatus.FAILED.value
+                record.ended_at = (execution.close_time or datetime.now(UTC)).timestamp()
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return  # removed meanwhile

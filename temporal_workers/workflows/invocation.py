@@ -6,6 +6,11 @@ values pass through it as opaque jsonpickle text and are never decoded here.
 Retries have two layers. The activity's Temporal retry policy absorbs engine faults (a lost
 task, a dead worker, a launch failure) without counting them; the loop below counts only
 failures of the function itself against `max_retries`.
+
+The workflow closes with the Temporal status that matches the invocation's: SUCCEEDED completes
+with the record as its result; FAILED and TIMED_OUT fail with an `ApplicationError` naming the
+error; CANCELLED closes canceled. The final record is in the memo either way (with every
+attempt's traceback), which is where readers take it when there is no result.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from multinode.contract import names
+from multinode.contract import names, preview
 from multinode.contract.invocation import InvocationStatus
 from multinode.contract.records import (
     AttemptOutcome,
@@ -54,6 +59,22 @@ START_TO_CLOSE_MARGIN = timedelta(hours=1)
 # How soon a dead worker or a lost activity task is noticed. Set once per worker process from its
 # settings; activity options are not part of replay checks, so this stays deterministic.
 HEARTBEAT_TIMEOUT_SECONDS = 5.0
+# Histories recorded before this patch close every invocation "Completed" with the record as the
+# result; from it on, an invocation that did not succeed closes Failed or Canceled.
+CLOSE_STATUS_PATCH = "close-with-matching-status"
+# Values in the current details are cut to this (the Web UI shows them on the invocation's page).
+DETAILS_VALUE_MAX_CHARS = 300
+TIMED_OUT_ERROR_TYPE = "InvocationTimedOutError"
+
+
+class InvocationFailure(ApplicationError):
+    """How an invocation that failed or timed out closes its workflow. The data converter shows
+    `remote_traceback` (the function's) as the failure's stack trace, in place of this
+    workflow's frames."""
+
+    def __init__(self, message: str, *details: object, type: str, non_retryable: bool, remote_traceback: str) -> None:
+        super().__init__(message, *details, type=type, non_retryable=non_retryable)
+        self.remote_traceback = remote_traceback
 
 
 @workflow.defn(name=names.INVOCATION_WORKFLOW)
@@ -76,18 +97,45 @@ class InvocationWorkflow:
         self._attempt_number = 0
         self._quota_granted = False
         self._children: list[str] = []
+        self._engine_cancel = False  # the engine was asked to cancel the workflow itself
+        self._closes_with_status = False  # CLOSE_STATUS_PATCH applies to this ending
 
     @workflow.run
     async def run(self, invocation: InvocationInput) -> InvocationRecord:
         main = asyncio.ensure_future(self._run_attempts())
         while True:
             try:
-                return await asyncio.shield(main)
+                record = await asyncio.shield(main)
+                break
             except asyncio.CancelledError:
+                self._engine_cancel = True
                 if main.done():
-                    return main.result()
+                    record = main.result()
+                    break
                 # Cancelled through the engine (e.g. the Web UI): same path as `.cancel`.
                 self._request_cancel()
+        if self._closes_with_status:
+            raise self._closing_error(record)
+        return record
+
+    def _closing_error(self, record: InvocationRecord) -> BaseException:
+        """How an invocation that did not succeed closes its workflow: Canceled when the engine
+        was asked to cancel it (the only way Temporal lets a workflow close canceled), else
+        Failed, with the error as the failure's message and its traceback in the details."""
+        if record.status == CANCELLED and self._engine_cancel:
+            return CancelledError(f"invocation {record.invocation_id} was cancelled")
+        error = record.error
+        if record.status == CANCELLED:
+            error = ErrorInfo(type="InvocationCancelledError", message="cancelled on request")
+        elif record.status == TIMED_OUT:
+            message = error.message if error else "an attempt ran past its timeout"
+            error = ErrorInfo(type=TIMED_OUT_ERROR_TYPE, message=message, traceback=error.traceback if error else None)
+        elif error is None:
+            error = ErrorInfo(type="InvocationFailedError", message="the invocation failed")
+        text = f"{error.type}: {error.message}" if error.message else error.type
+        details = [error.traceback] if error.traceback else []
+        return InvocationFailure(text, *details, type=error.type, non_retryable=True,
+                                 remote_traceback=error.traceback or "")
 
     async def _run_attempts(self) -> InvocationRecord:
         record = await self._attempts_until_final()
@@ -241,22 +289,56 @@ class InvocationWorkflow:
         details for the Web UI."""
         final = self._record.status in FINAL
         # The final record goes whole into the memo, so `.get` of a finished invocation is one
-        # describe; while running, the result lives in the attempt's heartbeat instead.
-        memo_record = InvocationRecord(
-            **{**self._record.__dict__,
-               "attempts": [_without_traceback(a) for a in self._record.attempts]}
-        )
+        # describe; while running, the result lives in the attempt's heartbeat instead. Earlier
+        # attempts' tracebacks are left out of each status change (they would repeat in the
+        # history at every one), except at an ending without a result, where readers take the
+        # record from here.
+        attempts = self._record.attempts
+        if not self._closes_with_status:
+            attempts = [_without_traceback(a) for a in attempts]
+        memo_record = InvocationRecord(**{**self._record.__dict__, "attempts": attempts})
         if not final:
             memo_record.result, memo_record.has_result = None, False
         workflow.upsert_memo({"state": memo_record})
         workflow.upsert_search_attributes([STATUS_KEY.value_set(self._record.status)])
-        error = f"\n\nerror: {self._record.error.type}: {self._record.error.message}" if self._record.error else ""
-        workflow.set_current_details(
-            f"**{self._record.status}** · attempts: {len(self._record.attempts)} · "
-            f"failed: {self._record.num_failed_attempts}{error}"
-        )
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        """The invocation's story so far, as the Web UI shows it under "Current Details"
+        (markdown). Only what this workflow knows: a running attempt's yields travel in its
+        heartbeats, which the workflow never sees (and a signal per yield would grow the
+        history), so while one runs the latest value shown is the one the last attempt ended
+        with."""
+        record = self._record
+        status = record.status
+        attempts = len(record.attempts)
+        if status in FINAL:
+            lines = [f"**{status}** after {attempts} attempt{'s' if attempts != 1 else ''}"
+                     + (f" ({record.num_failed_attempts} failed)" if record.num_failed_attempts else "")]
+        else:
+            # Between attempts (no activity scheduled) the next one is meant.
+            number = self._attempt_number if self._attempt is not None else self._attempt_number + 1
+            most = self._input.options.max_retries + 1
+            lines = [f"**{status}** · attempt {max(number, 1)} of at most {most}"
+                     + (f" ({record.num_failed_attempts} failed)" if record.num_failed_attempts else "")]
+        if record.error is not None:
+            error = f"{record.error.type}: {record.error.message}" if record.error.message else record.error.type
+            label = "error" if status in FINAL else "the last attempt's error"
+            lines += ["", f"{label}: {preview.inline_code(preview.cut(error, DETAILS_VALUE_MAX_CHARS))}"]
+        shown = preview.inline_code(preview.preview(record.result, DETAILS_VALUE_MAX_CHARS))
+        if status == SUCCEEDED:
+            lines += ["", f"result: {shown}"]
+        elif record.has_result:
+            label = "latest yielded value" if status in FINAL else "the value the last attempt ended with"
+            lines += ["", f"{label}: {shown}"]
+        if status == RUNNING:
+            lines += ["", "a running attempt's newer yields are in its heartbeat "
+                          "(Pending Activities → Heartbeat Details; `multinode get` decodes it)"]
+        return "\n".join(lines)
 
     def _finish(self, status: str) -> InvocationRecord:
+        if status != SUCCEEDED:
+            self._closes_with_status = workflow.patched(CLOSE_STATUS_PATCH)
         self._record.ended_at = workflow.now().timestamp()
         self._set_status(status, self._record.ended_at)
         return self._record

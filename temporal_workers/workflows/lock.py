@@ -16,6 +16,7 @@ from temporalio.workflow import ParentClosePolicy
 
 from multinode.contract import names
 from multinode.contract.invocation import InvocationStatus
+from multinode.contract.preview import invocation_details
 from multinode.contract.records import InvocationRecord, LockInput, initial_record
 
 
@@ -37,12 +38,13 @@ class LockWorkflow:
             search_attributes=_typed(values),
             memo={"state": initial_record(invocation)},
             static_summary=f"{lock.summary} · lock {lock.key}",
+            static_details=invocation_details(invocation),
             parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
         )
         self._child_started = True
         try:
             await child
-        except Exception:  # whatever the child's ending, the key is free once it closed
+        except Exception:  # whatever the child's ending (failed, canceled), the key is free once it closed
             pass
 
     @workflow.update(name=names.LOCK_CHILD_STARTED_UPDATE)

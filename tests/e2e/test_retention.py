@@ -88,6 +88,10 @@ def test_finished_invocations_outlive_retention(short_retention: ControlPlane, t
     assert double.await_result(ok) == 42
     failed = broken.get(bad)
     assert failed.status == InvocationStatus.FAILED and failed.error == "KeyError: 'gone'"
+    # Its workflow closed Failed: the archive took the record from its memo, tracebacks included.
+    assert failed.attempts[0].error is not None and "raise KeyError" in (failed.attempts[0].error.traceback or "")
+    with pytest.raises(errors.InvocationFailedError, match="gone"):
+        broken.await_result(bad)
     assert double.list().invocation_ids == [ok] and broken.list_ids() == [bad]
     double.remove(ok)
     with pytest.raises(errors.InvocationDoesNotExistError):

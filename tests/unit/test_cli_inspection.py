@@ -152,8 +152,13 @@ def test_web_ui_links(monkeypatch: pytest.MonkeyPatch) -> None:
         f"http://127.0.0.1:8233/namespaces/my%20ns/workflows/{INVOCATION_ID}"
     )
     monkeypatch.setenv("MULTINODE_UI_URL", "https://ui.example/")
+    # Lists show invocations only, never the engine's own workflows.
     assert _admin.list_url('MultinodeProject = "p"', settings) == (
-        "https://ui.example/namespaces/my%20ns/workflows?query=MultinodeProject%20%3D%20%22p%22"
+        "https://ui.example/namespaces/my%20ns/workflows?query=WorkflowType%20%3D%20%22multinode.Invocation%22"
+        "%20AND%20%28MultinodeProject%20%3D%20%22p%22%29"
+    )
+    assert _admin.list_url(settings=settings, ui_url="http://127.0.0.1:9000/") == (
+        "http://127.0.0.1:9000/namespaces/my%20ns/workflows?query=WorkflowType%20%3D%20%22multinode.Invocation%22"
     )
     monkeypatch.setenv("MULTINODE_UI_URL", "ftp://nope")
     with pytest.raises(multinode.errors.InvalidOptionError):
