@@ -60,7 +60,7 @@ class WorkerMetrics:
         )
         self._pending_to_running = meter.create_histogram_float(
             PENDING_TO_RUNNING,
-            "from the invocation's creation (or its previous attempt's end) to the function running",
+            "from the invocation's creation (for a retry: its scheduling) to the function running",
             "s",
         )
         self._builds = meter.create_counter(ENVIRONMENT_BUILDS, "requirements environments built, by result")

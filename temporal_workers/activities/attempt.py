@@ -104,7 +104,7 @@ class AttemptActivities:
         info = activity.info()
         if info.attempt > 1:
             log.info(
-                "%s attempt %d: engine retry %d (a previous run was lost)",
+                "%s attempt %d: engine retry %d (a previous run was handed back or lost)",
                 request.invocation.invocation_id, request.attempt_number, info.attempt,
             )
         session = _ActivitySession(

@@ -121,7 +121,7 @@ def test_metrics_count_each_outcome(control_plane: ControlPlane, deploy_tasks, t
     # Its own state folder: it builds the version's environment itself (deploy built one in the
     # plane's), reading the package from the plane's store. Semaphore waits are exact with
     # queueing in the worker off.
-    worker, log = start_worker(
+    worker, _ = start_worker(
         control_plane, MULTINODE_TASK_QUEUE=queue, MULTINODE_METRICS_ADDRESS=address,
         MULTINODE_HOME=str(tmp_path / "worker-home"), MULTINODE_LOCAL_QUEUE="false",
     )
@@ -240,7 +240,7 @@ def test_sigterm_finishes_what_fits_and_hands_back_the_rest(
         signalled, signalled_at = time.monotonic(), time.time()
         a.send_signal(signal.SIGTERM)
         (tmp_path / "go").touch()
-        returncode = a.wait(timeout=GRACE_SECONDS + 15)
+        returncode = a.wait(timeout=GRACE_SECONDS + 6)
         stopped_after = time.monotonic() - signalled
         a_exited_at = time.time()
         assert returncode == 0
