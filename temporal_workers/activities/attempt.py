@@ -84,7 +84,8 @@ class AttemptActivities:
         self._metrics = metrics
         self._releases: set[asyncio.Future[None]] = set()
         self._running: set[asyncio.Task[object]] = set()
-        # Set when the worker begins to stop: attempts not yet launched go back to the engine.
+        # Set when the worker begins to stop. Attempts it holds (running, or queued here for a
+        # slot) go on through the grace period; those still there at its end are handed back.
         self.stopping = False
         # Set when the worker hands back every attempt still running (second signal).
         self.handing_back = False
@@ -127,19 +128,16 @@ class AttemptActivities:
 
     async def _run(self, request: AttemptRequest, session: _ActivitySession) -> AttemptOutcome:
         invocation = request.invocation
-        project, function = invocation.project_name, invocation.function_name
-        if self.stopping:
-            raise _handed_back("the worker is stopping")
         admission = None
         if request.lease:
             asked = time.monotonic()
             admission = await self._admit(request, session)
             if admission is None:
                 return AttemptOutcome(Outcome.NO_SLOT, None, None, None, time.time())
-            self._metrics.quota_admission(project, function, time.monotonic() - asked)
+            self._metrics.quota_admission(
+                invocation.project_name, invocation.function_name, time.monotonic() - asked
+            )
         try:
-            if self.stopping:
-                raise _handed_back("the worker is stopping")
             outcome = await self._launch(request, session)
         finally:
             if admission is not None:
