@@ -25,17 +25,22 @@ def dev(port: int, ui_port: int, headless: bool) -> None:
       multinode dev --port 7233 --ui-port 8233
     """
     temporal_workers.configure_logging()
-    config = admin.DevServerConfig(port=port, ui_port=ui_port, headless=headless)
+    base = temporal_workers.load_worker_settings()
+    # Metrics on at a pinned port, unless MULTINODE_METRICS_ADDRESS puts them elsewhere.
+    config = admin.DevServerConfig(
+        port=port, ui_port=ui_port, headless=headless, worker_metrics=base.metrics_address is None
+    )
     server = admin.DevServer(config)
     try:
         server.start()
-        base = temporal_workers.load_worker_settings()
         connection = config.connection_settings(task_queue=base.connection.task_queue)
-        settings = base.model_copy(update={"connection": connection})
+        metrics_address = base.metrics_address or config.worker_metrics_address
+        settings = base.model_copy(update={"connection": connection, "metrics_address": metrics_address})
         click.echo(f"Multinode control plane on {config.address} (state in {config.home})")
         if not headless:
             click.echo(f"Invocations in the Temporal Web UI: {admin.list_url(settings=connection, ui_url=config.ui_url)}")
-        click.echo("Press Ctrl-C to stop.")
+        click.echo(f"Worker metrics (Prometheus): http://{metrics_address}/metrics")
+        click.echo("Press Ctrl-C to stop (twice to stop running attempts at once).")
         asyncio.run(temporal_workers.run_worker(settings))
     except KeyboardInterrupt:
         pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from multinode.contract.connection import ConnectionSettings, multinode_home
 from multinode.engine.connection import resolve_settings
@@ -34,6 +34,22 @@ class WorkerSettings(BaseModel):
     # lag); the namespace's retention must be longer than both together.
     archive_interval_seconds: float = Field(default=60.0, ge=0.5, le=86_400)
     archive_lag_seconds: float = Field(default=30.0, ge=0, le=86_400)
+    # On SIGTERM, how long running attempts may go on before they are handed back to the engine
+    # (which runs them again elsewhere, not counting against max_retries). Below the worker task
+    # definition's stopTimeout of 120 s, leaving time to hand back and exit.
+    shutdown_grace_seconds: float = Field(default=100.0, ge=0, le=3600)
+    # host:port where Prometheus scrapes this worker's metrics; None: no metrics.
+    metrics_address: str | None = None
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c.isspace() for c in host):
+            raise ValueError("expected host:port, e.g. 127.0.0.1:9464 or 0.0.0.0:9464")
+        return value
 
     @property
     def runs_dir(self) -> Path:
@@ -63,6 +79,8 @@ def load_worker_settings(**overrides: object) -> WorkerSettings:
         "quota_reap_seconds": "MULTINODE_QUOTA_REAP_SECONDS",
         "archive_interval_seconds": "MULTINODE_ARCHIVE_INTERVAL_SECONDS",
         "archive_lag_seconds": "MULTINODE_ARCHIVE_LAG_SECONDS",
+        "shutdown_grace_seconds": "MULTINODE_SHUTDOWN_GRACE_SECONDS",
+        "metrics_address": "MULTINODE_METRICS_ADDRESS",
     }
     for field, env in env_names.items():
         if os.environ.get(env):

@@ -45,6 +45,8 @@ class DevServerConfig:
     headless: bool = False
     namespace: str = names.DEFAULT_NAMESPACE
     extra_dynamic_config: tuple[str, ...] = ()
+    # Whether the worker beside it serves Prometheus metrics (on `worker_metrics_port`).
+    worker_metrics: bool = False
 
     @property
     def http_port(self) -> int:
@@ -53,6 +55,14 @@ class DevServerConfig:
     @property
     def metrics_port(self) -> int:
         return self.port + 11
+
+    @property
+    def worker_metrics_port(self) -> int:
+        return self.port + 12
+
+    @property
+    def worker_metrics_address(self) -> str:
+        return f"{HOST}:{self.worker_metrics_port}"
 
     @property
     def address(self) -> str:
@@ -77,6 +87,13 @@ class DevServerConfig:
         ports = {"--port": self.port, "--http-port": self.http_port, "--metrics-port": self.metrics_port}
         if not self.headless:
             ports["--ui-port"] = self.ui_port
+        return ports
+
+    def reserved_ports(self) -> dict[str, int]:
+        """Every port it will listen on: the server's, and the worker's metrics port."""
+        ports = {flag.lstrip("-"): port for flag, port in self.ports().items()}
+        if self.worker_metrics:
+            ports["worker-metrics-port"] = self.worker_metrics_port
         return ports
 
 
@@ -115,7 +132,7 @@ def command(config: DevServerConfig) -> list[str]:
 
 
 def check_ports_free(config: DevServerConfig) -> None:
-    for flag, port in config.ports().items():
+    for what, port in config.reserved_ports().items():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             # As the server itself binds: connections left in TIME_WAIT by a previous run (or
             # a crash) do not make the port busy, a listener does.
@@ -125,7 +142,7 @@ def check_ports_free(config: DevServerConfig) -> None:
                 probe.listen(1)
             except OSError:
                 raise DevServerError(
-                    f"port {port} ({flag.lstrip('-')}) on {HOST} is already in use; is another "
+                    f"port {port} ({what}) on {HOST} is already in use; is another "
                     f"`multinode dev` running? Stop it, or pick other ports with --port/--ui-port"
                 ) from None
 

@@ -40,6 +40,8 @@ _PACKAGE_PATTERNS = (
 )
 
 Log = Callable[[str], None]
+# Told of each environment build once it ends: its duration in seconds and whether it succeeded.
+BuildListener = Callable[[float, bool], None]
 
 
 def environment_python(
@@ -48,9 +50,11 @@ def environment_python(
     cache_root: Path,
     *,
     log: Log | None = None,
+    on_build: BuildListener | None = None,
 ) -> Path:
     """The interpreter to run a version with: `sys.executable` when it has no requirements,
-    otherwise the `bin/python` of its cached virtual environment (built on first use)."""
+    otherwise the `bin/python` of its cached virtual environment (built on first use, and then
+    reported to `on_build`)."""
     if requirements_hash is None:
         return Path(sys.executable)
     if requirements_file is None:
@@ -65,7 +69,7 @@ def environment_python(
     cache_root.mkdir(parents=True, exist_ok=True)
     with _exclusive_lock(venv_dir.with_name(venv_dir.name + ".lock")):
         if not (venv_dir / COMPLETE_MARKER).exists():
-            _build(venv_dir, requirements_file.absolute(), cache_root, log or _ignore)
+            _build(venv_dir, requirements_file.absolute(), cache_root, log or _ignore, on_build)
     return python
 
 
@@ -91,7 +95,9 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-def _build(venv_dir: Path, requirements_file: Path, cache_root: Path, log: Log) -> None:
+def _build(
+    venv_dir: Path, requirements_file: Path, cache_root: Path, log: Log, on_build: BuildListener | None
+) -> None:
     if venv_dir.exists():
         log(f"removing the incomplete environment {venv_dir} (an interrupted build)")
         shutil.rmtree(venv_dir)
@@ -101,7 +107,11 @@ def _build(venv_dir: Path, requirements_file: Path, cache_root: Path, log: Log) 
         _create_and_install(venv_dir, requirements_file, cache_root)
     except BaseException:
         shutil.rmtree(venv_dir, ignore_errors=True)
+        if on_build is not None:
+            on_build(time.monotonic() - started, False)
         raise
+    if on_build is not None:
+        on_build(time.monotonic() - started, True)
     log(f"created the Python environment {venv_dir} in {time.monotonic() - started:.1f} s")
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multinode.errors import PackageIntegrityError, PackageNotFoundError, RequirementsInstallError
-from multinode.runtime.environment import Log, environment_python
+from multinode.runtime.environment import BuildListener, Log, environment_python
 from multinode.storage.package import extract_package
 from multinode.storage.store import read_package
 
@@ -32,6 +32,7 @@ def prepare_version(
     code_root: Path,
     envs_root: Path,
     log: Log,
+    on_build: BuildListener | None = None,
 ) -> PreparedVersion:
     """Unpack the version's code under `code_root` and build its environment under `envs_root`,
     unless an earlier attempt did. Raises one of `PERMANENT_ERRORS`, or what reading the package
@@ -45,5 +46,6 @@ def prepare_version(
         requirements_sha256,
         envs_root,
         log=log,
+        on_build=on_build,
     )
     return PreparedVersion(code_dir, python)

@@ -21,8 +21,9 @@ GRACE_PERIOD_SECONDS = 2
 HEARTBEAT_TIMEOUT_SECONDS = 3
 
 
-def free_port_block(span: int = 12) -> int:
-    """A base port whose next `span` ports are free (the dev server pins port+10, port+11)."""
+def free_port_block(span: int = 13) -> int:
+    """A base port whose next `span` ports are free (the dev server pins port+10, port+11, and
+    `multinode dev` its worker's metrics on port+12)."""
     for _ in range(200):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

@@ -1,7 +1,9 @@
 """The activity that runs one attempt: it takes a slot of the function's quota (from this worker's
 lease, unless the invocation already holds one from the semaphore), hands the attempt to the
 container backend, bridges the backend to the engine (heartbeats, cancellation, the RUNNING
-notice) and gives the slot back the moment the container is gone."""
+notice) and gives the slot back the moment the container is gone. When the worker stops, attempts
+still running after its grace period (or at once, on a second signal) are handed back: they fail
+with a retryable InfrastructureError, which the engine retries elsewhere without counting it."""
 
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ import time
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from multinode.contract import names as _names
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
 from temporal_workers.backends import ContainerBackend, InfrastructureError
+from temporal_workers.metrics import HANDED_BACK, NO_METRICS, WorkerMetrics
 from temporal_workers.quota.lease_book import Admission
 from temporal_workers.quota.leases import QuotaLeases
 
@@ -33,11 +36,21 @@ QUEUE_WAIT_SECONDS = 30.0
 RELEASE_DELAYS_SECONDS = (0.0, 0.2, 1.0, 5.0)
 
 
+def _handed_back(reason: str) -> ApplicationError:
+    # Retryable, and expected: the engine runs the attempt again, so no warning in the log.
+    return ApplicationError(
+        f"attempt handed back to the engine: {reason}",
+        type="InfrastructureError",
+        category=ApplicationErrorCategory.BENIGN,
+    )
+
+
 class _ActivitySession:
-    def __init__(self, client: Client, workflow_id: str, attempt_number: int) -> None:
+    def __init__(self, client: Client, workflow_id: str, attempt_number: int, owner: AttemptActivities) -> None:
         self._client = client
         self._workflow_id = workflow_id
         self._attempt_number = attempt_number
+        self._owner = owner
 
     def heartbeat(self, progress: AttemptProgress) -> None:
         activity.heartbeat(progress)
@@ -51,6 +64,8 @@ class _ActivitySession:
             log.warning("could not record RUNNING for %s: %s", self._workflow_id, exc)
 
     def interruption(self) -> str:
+        if self._owner.handing_back:
+            return "shutdown"
         details = activity.cancellation_details()
         if details is None or details.cancel_requested:
             return "cancel"
@@ -60,38 +75,101 @@ class _ActivitySession:
 
 
 class AttemptActivities:
-    def __init__(self, client: Client, backend: ContainerBackend, leases: QuotaLeases) -> None:
+    def __init__(
+        self, client: Client, backend: ContainerBackend, leases: QuotaLeases, metrics: WorkerMetrics = NO_METRICS
+    ) -> None:
         self._client = client
         self._backend = backend
         self._leases = leases
+        self._metrics = metrics
         self._releases: set[asyncio.Future[None]] = set()
+        self._running: set[asyncio.Task[object]] = set()
+        # Set when the worker begins to stop. Attempts it holds (running, or queued here for a
+        # slot) go on through the grace period; those still there at its end are handed back.
+        self.stopping = False
+        # Set when the worker hands back every attempt still running (second signal).
+        self.handing_back = False
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def hand_back_all(self) -> None:
+        """Stop every running attempt now and hand it back to the engine."""
+        self.stopping = self.handing_back = True
+        for task in self._running:
+            task.cancel()
 
     @activity.defn(name=_names.RUN_ATTEMPT_ACTIVITY)
     async def run_attempt(self, request: AttemptRequest) -> AttemptOutcome:
         info = activity.info()
         if info.attempt > 1:
             log.info(
-                "%s attempt %d: engine retry %d (a previous run was lost)",
+                "%s attempt %d: engine retry %d (a previous run was handed back or lost)",
                 request.invocation.invocation_id, request.attempt_number, info.attempt,
             )
         session = _ActivitySession(
-            self._client, info.workflow_id or request.invocation.invocation_id, request.attempt_number
+            self._client, info.workflow_id or request.invocation.invocation_id, request.attempt_number, self
         )
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            return await self._run(request, session)
+        except asyncio.CancelledError:
+            # A worker shutdown cancels as a cancel request does; only a real request may end
+            # the activity as cancelled.
+            if session.interruption() != "shutdown":
+                raise
+            raise _handed_back("the worker is stopping") from None
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    async def _run(self, request: AttemptRequest, session: _ActivitySession) -> AttemptOutcome:
+        invocation = request.invocation
         admission = None
         if request.lease:
+            asked = time.monotonic()
             admission = await self._admit(request, session)
             if admission is None:
                 return AttemptOutcome(Outcome.NO_SLOT, None, None, None, time.time())
+            self._metrics.quota_admission(
+                invocation.project_name, invocation.function_name, time.monotonic() - asked
+            )
         try:
-            outcome = await self._backend.run_attempt(request, session)
-        except InfrastructureError as exc:
-            raise ApplicationError(str(exc), type="InfrastructureError") from None
+            outcome = await self._launch(request, session)
         finally:
             if admission is not None:
                 self._leases.release(admission)
         if admission is None:
             self._release_quota(request)
         return dataclasses.replace(outcome, quota_released=True)
+
+    async def _launch(self, request: AttemptRequest, session: _ActivitySession) -> AttemptOutcome:
+        """The attempt on the backend, counted in the metrics."""
+        invocation = request.invocation
+        project, function = invocation.project_name, invocation.function_name
+        self._metrics.attempt_started(project, function)
+        ended = HANDED_BACK
+        try:
+            outcome = await self._backend.run_attempt(request, session)
+            ended = outcome.outcome
+        except InfrastructureError as exc:
+            if self.stopping:
+                raise _handed_back(str(exc)) from None
+            raise ApplicationError(str(exc), type="InfrastructureError") from None
+        finally:
+            self._metrics.attempt_ended(project, function, ended)
+        if outcome.started_at is not None:
+            # PENDING since the invocation's creation for its first attempt; for a later one,
+            # since the engine scheduled it (after the previous attempt's end).
+            info = activity.info()
+            pending_since = (
+                invocation.created_at if request.attempt_number == 1 else info.scheduled_time.timestamp()
+            )
+            self._metrics.pending_to_running(project, function, outcome.started_at - pending_since)
+        return outcome
 
     async def _admit(self, request: AttemptRequest, session: _ActivitySession) -> Admission | None:
         """A slot from this worker's lease, perhaps after queueing for it here. Heartbeats

@@ -21,6 +21,7 @@ from multinode.contract import names
 from multinode.contract.invocation import InvocationStatus
 from multinode.contract.records import ArchiverState, InvocationRecord, QuotaRequest, QuotaState
 from multinode.engine.attributes import typed_pairs
+from temporal_workers.metrics import NO_METRICS, WorkerMetrics
 
 # Archive records wait a century for a first task no worker will ever run.
 ARCHIVE_START_DELAY = timedelta(days=36500)
@@ -29,8 +30,11 @@ _FINAL_STATUSES = {s.value for s in InvocationStatus if s.is_final}
 
 
 class CoordinationActivities:
-    def __init__(self, client: Client, task_queue: str, archive_lag_seconds: float = 30.0) -> None:
+    def __init__(
+        self, client: Client, task_queue: str, archive_lag_seconds: float = 30.0, metrics: WorkerMetrics = NO_METRICS
+    ) -> None:
         self._client = client
+        self._metrics = metrics
         self._task_queue = task_queue
         # Visibility lags behind the engine: stay this far behind the present, or an invocation
         # that closed just before the cursor moved could be missed.
@@ -51,6 +55,7 @@ class CoordinationActivities:
             start_signal_args=[request],
             static_summary=f"concurrency quota of {request.project_name}.{request.function_name}",
         )
+        self._metrics.quota_wait(request.project_name, request.function_name)
 
     @activity.defn(name=names.CLOSED_INVOCATIONS_ACTIVITY)
     async def closed_invocations(self, invocation_ids: list[str]) -> list[str]:

@@ -36,6 +36,7 @@ from temporal_workers.backends.local.process import AttemptProcess, base_environ
 from temporal_workers.backends.local.standby import Standby, StandbyKey, StandbyPool
 from temporal_workers.backends.local.supervisor import AttemptSupervisor
 from temporal_workers.backends.outcome import attempt_outcome, not_started
+from temporal_workers.metrics import NO_METRICS, WorkerMetrics
 from temporal_workers.settings import WorkerSettings
 
 log = logging.getLogger("multinode.worker")
@@ -44,14 +45,19 @@ log = logging.getLogger("multinode.worker")
 class LocalBackend(ContainerBackend):
     name = "local"
 
-    def __init__(self, settings: WorkerSettings, limiter: CgroupLimiter | None = None) -> None:
+    def __init__(
+        self, settings: WorkerSettings, limiter: CgroupLimiter | None = None, metrics: WorkerMetrics = NO_METRICS
+    ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._limiter = limiter or CgroupLimiter()
         self._prepared: dict[tuple[str, str | None], PreparedVersion] = {}
         self._prepare_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
         self._running: set[AttemptProcess] = set()
         self._background: set[asyncio.Future[None]] = set()
-        self._forks = ForkServers(base_environment()) if settings.fork_server else None
+        self._forks = (
+            ForkServers(base_environment(), on_start=metrics.fork_server_started) if settings.fork_server else None
+        )
         self._standbys = (
             StandbyPool(self._forks, self._limiter, self._in_background) if self._forks is not None else None
         )
@@ -63,6 +69,7 @@ class LocalBackend(ContainerBackend):
         return prepare_version(
             invocation.package.uri, invocation.package.sha256, invocation.requirements_sha256,
             code_root=self._settings.code_dir, envs_root=self._settings.envs_dir, log=log.info,
+            on_build=self._metrics.environment_built,
         )
 
     async def _prepare(self, request: AttemptRequest, session: AttemptSession) -> PreparedVersion:

@@ -9,6 +9,7 @@ import itertools
 import json
 import logging
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -184,8 +185,9 @@ class ForkServer:
 class ForkServers:
     """One fork server per (environment, code), started lazily, replaced when it dies."""
 
-    def __init__(self, environment: dict[str, str]) -> None:
+    def __init__(self, environment: dict[str, str], on_start: Callable[[], None] | None = None) -> None:
         self._environment = environment
+        self._on_start = on_start
         self._servers: dict[tuple[Path, Path], ForkServer] = {}
         self._locks: dict[tuple[Path, Path], asyncio.Lock] = {}
 
@@ -197,6 +199,8 @@ class ForkServers:
                 server = ForkServer(python, code_dir, self._environment)
                 await server.start()
                 self._servers[key] = server
+                if self._on_start is not None:
+                    self._on_start()
                 log.info("fork server ready for %s", code_dir.name[:12])
             return server
 
