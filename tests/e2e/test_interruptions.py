@@ -125,6 +125,8 @@ def test_a_client_killed_in_the_middle_of_a_locked_start_leaves_no_lock(
     # Once a worker runs, the invocation the dead client started runs to its end, and the key
     # with it is free again: nothing waits for the client that is gone.
     private_queue.start_worker()
+    # The lock workflow starts the invocation it guards once a worker runs it.
+    wait_until(lambda: _exists(hold, orphan), timeout=30, message="the dead client's invocation to exist")
     assert hold.await_result(orphan, timeout=60) == "held"
 
     def lock_free() -> str | None:
@@ -135,6 +137,14 @@ def test_a_client_killed_in_the_middle_of_a_locked_start_leaves_no_lock(
 
     taken = wait_until(lock_free, timeout=30, message="the key freed")
     assert hold.await_result(taken, timeout=60) == "held"
+
+
+def _exists(fn: mn.Function, invocation_id: str) -> bool:  # type: ignore[type-arg]
+    try:
+        fn.get(invocation_id)
+    except errors.InvocationDoesNotExistError:
+        return False
+    return True
 
 
 def _runs(folder: Path, killed_ends: dict[int, float]) -> list[tuple[float, float]]:
