@@ -141,6 +141,14 @@ def refused_port() -> int:
     return port
 
 
+def interruptible(*argv: str) -> list[str]:
+    """`argv` as a command whose Python answers Ctrl-C (SIGINT) with KeyboardInterrupt even when
+    this process ignores SIGINT, as it does when started in the background of a shell without
+    job control (the child would inherit the ignore, and Python then installs no handler)."""
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", reset, *argv]
+
+
 def client_for_queue(queue: str):  # type: ignore[no-untyped-def]
     """An SDK client on the session's control plane but another task queue (for tests that run
     their own workers, or none)."""

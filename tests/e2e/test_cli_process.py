@@ -19,7 +19,7 @@ import pytest
 
 import multinode as mn
 from multinode import InvocationStatus, errors
-from tests.conftest import REPO, ControlPlane, free_port_block, wait_until
+from tests.conftest import REPO, ControlPlane, free_port_block, interruptible, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -48,8 +48,9 @@ def forever():
 
 
 def multinode(env: dict[str, str], *args: str, **popen: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "multinode_cli.main", *args], env=env, cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+    """The CLI in a process of its own, which a SIGINT interrupts as Ctrl-C would."""
+    return subprocess.Popen(interruptible(sys.executable, "-m", "multinode_cli.main", *args), env=env, cwd=REPO,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
 def finished(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ import pytest
 
 import multinode as mn
 from multinode import InvocationStatus, errors
-from tests.conftest import ControlPlane, PrivateQueue, wait_until
+from tests.conftest import ControlPlane, PrivateQueue, interruptible, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -201,8 +201,8 @@ def test_ctrl_c_during_a_map_cancels_what_it_started_without_a_traceback_storm(
 ) -> None:  # type: ignore[no-untyped-def]
     project = deploy_tasks(TASKS).project_name
     hang = mn.get_deployed_function(project, "hang")
-    mapper = subprocess.Popen([sys.executable, "-c", MAPPER, project, str(tmp_path)], env=control_plane.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    mapper = subprocess.Popen(interruptible(sys.executable, "-c", MAPPER, project, str(tmp_path)),
+                              env=control_plane.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # The map's window (max_concurrency=3) runs; the map waits on the first result.
         wait_until(lambda: len(list(tmp_path.glob("run-*"))) == 3, timeout=60, message="the window running")
