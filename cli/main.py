@@ -116,7 +116,10 @@ def main() -> NoReturn:
     """The console entry point: runs a command, then leaves without interpreter teardown."""
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C inside a command into Abort (raised from the KeyboardInterrupt).
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _finish(EXIT_INTERRUPTED)
         click.echo("error: aborted", err=True)
         _finish(EXIT_ERROR)
     except click.exceptions.Exit as exc:  # --help, --version

@@ -23,7 +23,12 @@ HEARTBEAT_TIMEOUT_SECONDS = 3
 
 def free_port_block(span: int = 13) -> int:
     """A base port whose next `span` ports are free (the dev server pins port+10, port+11, and
-    `multinode dev` its worker's metrics on port+12)."""
+    `multinode dev` its worker's metrics on port+12).
+
+    Probed and released, not held: the Temporal dev server binds its ports itself, takes
+    neither port 0 (its address must be known before it starts, and the HTTP and metrics ports
+    follow from it) nor open sockets. A port taken by someone else in between makes the
+    server's start fail loudly, never a test pass by accident."""
     for _ in range(200):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

@@ -27,6 +27,8 @@ LOG_GROUP = "/multinode/test/functions"
 
 
 def _free_port() -> int:
+    # Probed and released, not held: moto_server binds its port itself and takes no socket, and
+    # port 0 would not do (moto builds the URLs in its answers from the port it was given).
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 import multinode as mn
 from multinode import InvocationStatus, _client, errors
 from multinode_cli.main import cli
-from tests.conftest import REPO, ControlPlane, free_port_block, wait_until, write_tasks
+from tests.conftest import REPO, ControlPlane, free_port_block, refused_port, wait_until, write_tasks
 
 pytestmark = [pytest.mark.e2e]
 
@@ -88,13 +88,13 @@ def test_login_against_the_real_server(control_plane: ControlPlane, tmp_path: Pa
 
         # A wrong address is refused at once and stores nothing.
         ok("logout")
-        wrong = fails(3, "login", "--api-url", f"127.0.0.1:{free_port_block(1)}")
+        wrong = fails(3, "login", "--api-url", f"127.0.0.1:{refused_port()}")
         assert "cannot reach" in wrong
         assert not profile.exists()
 
         from multinode.contract import names
 
-        monkeypatch.setattr(names, "DEFAULT_PORT", free_port_block(1))
+        monkeypatch.setattr(names, "DEFAULT_PORT", refused_port())
         line = fails(3, "list")  # back to the default (a local `multinode dev`): none runs there
         assert "multinode dev" in line
     finally:
@@ -437,6 +437,7 @@ def test_registry_survives_a_restart_and_needs_only_the_address(
     from multinode.contract.connection import ConnectionSettings
 
     monkeypatch.setenv("MULTINODE_HOME", str(tmp_path / "deployer-home"))
+    # The dev server binds fixed ports itself (it cannot be handed sockets): a probed block.
     config = DevServerConfig(home=tmp_path / "cp", port=free_port_block(), headless=True)
     server = DevServer(config).start()
     try:

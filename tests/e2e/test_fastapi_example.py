@@ -1,9 +1,10 @@
-"""examples/fastapi_jobs over real HTTP: the app runs under uvicorn (its own process, a free port)
-against the session's control plane; the test talks to it with httpx."""
+"""examples/fastapi_jobs over real HTTP: the app runs under uvicorn (its own process, on a socket
+the test opened) against the session's control plane; the test talks to it with httpx."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,6 @@ import httpx
 import pytest
 
 from multinode.contract.ids import new_invocation_id
-from multinode.testing.control_plane import free_port_block
 from tests.conftest import REPO, ControlPlane, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -25,13 +25,18 @@ EXAMPLE = REPO / "examples" / "fastapi_jobs"
 @pytest.fixture
 def api(control_plane: ControlPlane, deploy_tasks, tmp_path: Path) -> Iterator[httpx.Client]:  # type: ignore[no-untyped-def]
     project = deploy_tasks(EXAMPLE / "tasks").project_name
-    port = free_port_block(1)
+    # The listening socket is made here and handed over: no port probed and released.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
     log = open(tmp_path / "uvicorn.log", "wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(EXAMPLE), "--host", "127.0.0.1",
-         "--port", str(port)],
+        [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(EXAMPLE), "--fd", str(listener.fileno())],
         env={**os.environ, "JOBS_PROJECT": project}, stdout=log, stderr=subprocess.STDOUT,
+        pass_fds=[listener.fileno()],
     )
+    listener.close()  # the server holds it now
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -4,16 +4,13 @@ once."""
 from __future__ import annotations
 
 import itertools
-import signal
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import multinode as mn
 from multinode import InvocationStatus, errors
-from tests.conftest import ControlPlane, client_for_queue, running_control_plane, wait_until
+from tests.conftest import PrivateQueue, running_control_plane, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -65,20 +62,15 @@ def _runs(folder: Path) -> dict[str, list[tuple[float, float | None]]]:
     return runs
 
 
-def test_killing_a_worker_mid_attempts_loses_nothing(control_plane: ControlPlane, deploy_tasks, tmp_path: Path) -> None:
-    queue = f"kill-worker-{uuid.uuid4().hex[:8]}"
+def test_killing_a_worker_mid_attempts_loses_nothing(private_queue: PrivateQueue, deploy_tasks, tmp_path: Path) -> None:
     project = deploy_tasks(TASKS).project_name
-    record = mn.Function("record", project_name=project, client=client_for_queue(queue))
-    doomed = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+    record = private_queue.function(project, "record")
+    doomed = private_queue.start_worker()
     ids = [record.start(str(tmp_path), index, 2.0) for index in range(6)]
     wait_until(lambda: len(list(tmp_path.glob("start-*"))) == 6, timeout=60, message="all running")
-    survivor = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
-    doomed.send_signal(signal.SIGKILL)
-    doomed.wait()
-    try:
-        assert [record.await_result(i, timeout=120) for i in ids] == list(range(6))
-    finally:
-        control_plane.stop_worker(survivor)
+    private_queue.start_worker()
+    private_queue.kill_worker(doomed)
+    assert [record.await_result(i, timeout=120) for i in ids] == list(range(6))
     for invocation_id in ids:
         final = record.get(invocation_id)
         assert final.status == InvocationStatus.SUCCEEDED and final.num_failed_attempts == 0
@@ -122,39 +114,28 @@ def test_control_plane_killed_and_restarted(tmp_path_factory: pytest.TempPathFac
             assert record.get(invocation_id).status == InvocationStatus.SUCCEEDED
 
 
-def test_worker_restarted_while_invocations_wait_for_quota(control_plane: ControlPlane, deploy_tasks, tmp_path: Path) -> None:
-    queue = f"restart-{uuid.uuid4().hex[:8]}"
+def test_worker_restarted_while_invocations_wait_for_quota(private_queue: PrivateQueue, deploy_tasks, tmp_path: Path) -> None:
     project = deploy_tasks(TASKS).project_name
-    one = mn.Function("one_at_a_time", project_name=project, client=client_for_queue(queue))
-    first_worker = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+    one = private_queue.function(project, "one_at_a_time")
+    first_worker = private_queue.start_worker()
     ids = [one.start(str(tmp_path), 0, 1.5)]
     wait_until(lambda: (tmp_path / "start-0").exists(), timeout=60, message="first running")
     ids += [one.start(str(tmp_path), index, 0.5) for index in range(1, 4)]
     assert one.get(ids[2]).status == InvocationStatus.PENDING
     first_worker.terminate()
     first_worker.wait(timeout=30)
-    second_worker = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
-    try:
-        assert [one.await_result(i, timeout=120) for i in ids] == [0, 1, 2, 3]
-    finally:
-        control_plane.stop_worker(second_worker)
+    private_queue.start_worker()
+    assert [one.await_result(i, timeout=120) for i in ids] == [0, 1, 2, 3]
     starts = {int(p.name.split("-")[1]): float(p.read_text()) for p in tmp_path.glob("start-*")}
     assert sorted(starts, key=starts.__getitem__)[1:] == [1, 2, 3]
 
 
-@pytest.fixture
-def two_workers(control_plane: ControlPlane) -> Iterator[str]:
-    queue = f"load-{uuid.uuid4().hex[:8]}"
-    workers = [control_plane.start_worker(MULTINODE_TASK_QUEUE=queue) for _ in range(2)]
-    yield queue
-    for worker in workers:
-        control_plane.stop_worker(worker)
-
-
-def test_load_quota_never_exceeded_nothing_lost_or_duplicated(two_workers: str, deploy_tasks, tmp_path: Path) -> None:
+def test_load_quota_never_exceeded_nothing_lost_or_duplicated(private_queue: PrivateQueue, deploy_tasks, tmp_path: Path) -> None:
     """The test-sized run of benchmarks/load.py: 60 invocations, quota 10, two workers."""
     project = deploy_tasks(TASKS).project_name
-    record = mn.Function("record", project_name=project, client=client_for_queue(two_workers))
+    record = private_queue.function(project, "record")
+    for _ in range(2):
+        private_queue.start_worker()
     # Each run lasts long enough that the quota fills while the starts arrive.
     ids = [record.start(str(tmp_path), index, 1.0) for index in range(60)]
     assert sorted(record.await_result(i, timeout=150) for i in ids) == list(range(60))

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 import multinode as mn
 from multinode import InvocationStatus, errors
-from tests.conftest import GRACE_PERIOD_SECONDS, ControlPlane, client_for_queue, wait_until
+from tests.conftest import GRACE_PERIOD_SECONDS, ControlPlane, PrivateQueue, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -174,16 +172,14 @@ def test_cancel_kills_the_whole_tree_after_the_grace_period(project: str, tmp_pa
 
 
 def test_cancel_pending_starts_no_container_and_is_never_lost(
-    control_plane: ControlPlane, deploy_tasks, tmp_path: Path
+    private_queue: PrivateQueue, deploy_tasks, tmp_path: Path
 ) -> None:
-    queue = f"idle-{uuid.uuid4().hex[:8]}"
-    client = client_for_queue(queue)
     project = deploy_tasks(TASKS).project_name
-    sleepy = mn.Function("sleepy", project_name=project, client=client)
+    sleepy = private_queue.function(project, "sleepy")
     invocation_id = sleepy.start(str(tmp_path), 0)
     assert sleepy.get(invocation_id).status == InvocationStatus.PENDING
     assert sleepy.cancel(invocation_id) is True  # no worker serves this queue yet
-    control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+    private_queue.start_worker()
     with pytest.raises(errors.InvocationCancelledError):
         sleepy.await_result(invocation_id)
     final = sleepy.get(invocation_id)
@@ -275,19 +271,16 @@ def test_memory_limit_is_enforced(project: str, control_plane: ControlPlane) -> 
 
 
 def test_worker_death_kills_the_function_and_the_invocation_continues(
-    control_plane: ControlPlane, deploy_tasks, tmp_path: Path
+    private_queue: PrivateQueue, deploy_tasks, tmp_path: Path
 ) -> None:
-    queue = f"doomed-{uuid.uuid4().hex[:8]}"
-    client = client_for_queue(queue)
     project = deploy_tasks(TASKS).project_name
-    sleepy = mn.Function("sleepy", project_name=project, client=client)
-    doomed = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+    sleepy = private_queue.function(project, "sleepy")
+    doomed = private_queue.start_worker()
     invocation_id = sleepy.start(str(tmp_path), 600)
     pid = int(wait_until(lambda: (tmp_path / "pid").exists() and (tmp_path / "pid").read_text(), message="pid"))
-    doomed.send_signal(signal.SIGKILL)
-    doomed.wait()
+    private_queue.kill_worker(doomed)
     wait_until(lambda: not _alive(pid), timeout=5, message="function process died with its worker")
-    control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+    private_queue.start_worker()
     assert sleepy.await_result(invocation_id, timeout=60) == 1  # the second run
     final = sleepy.get(invocation_id)
     assert final.status == InvocationStatus.SUCCEEDED
@@ -295,19 +288,17 @@ def test_worker_death_kills_the_function_and_the_invocation_continues(
 
 
 def test_time_spent_pending_does_not_count_against_the_timeout(
-    control_plane: ControlPlane, deploy_tasks, tmp_path: Path
+    private_queue: PrivateQueue, deploy_tasks, tmp_path: Path
 ) -> None:
-    queue = f"late-{uuid.uuid4().hex[:8]}"
-    client = client_for_queue(queue)
     project = deploy_tasks(
         "from datetime import timedelta\nimport time\nfrom multinode import Multinode\nmn = Multinode()\n"
         "@mn.function(timeout=timedelta(seconds=2))\ndef quick():\n    time.sleep(1)\n    return 'done'\n"
     ).project_name
-    quick = mn.Function("quick", project_name=project, client=client)
+    quick = private_queue.function(project, "quick")
     invocation_id = quick.start()
     time.sleep(3)  # PENDING for longer than the timeout: no worker serves this queue yet
     assert quick.get(invocation_id).status == InvocationStatus.PENDING
-    control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+    private_queue.start_worker()
     assert quick.await_result(invocation_id, timeout=60) == "done"
 
 

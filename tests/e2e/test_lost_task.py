@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,14 +14,13 @@ from temporalio import activity
 from temporalio.client import Client as TemporalClient
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-import multinode as mn
 from multinode import InvocationStatus
 from multinode.contract import names
 from multinode.contract.records import AttemptOutcome, AttemptRequest
 from temporal_workers.activities.coordination import CoordinationActivities
 from temporal_workers.workflows.invocation import InvocationWorkflow
 from temporal_workers.workflows.quota import QuotaWorkflow
-from tests.conftest import ControlPlane, client_for_queue, wait_until
+from tests.conftest import ControlPlane, PrivateQueue, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -58,23 +56,23 @@ def _black_hole_worker(address: str, queue: str, ready: threading.Event, stop: t
     asyncio.run(run())
 
 
-def test_lost_attempt_is_rerun_without_counting(control_plane: ControlPlane, deploy_tasks, tmp_path: Path) -> None:
+def test_lost_attempt_is_rerun_without_counting(
+    control_plane: ControlPlane, private_queue: PrivateQueue, deploy_tasks, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     project = deploy_tasks(
         "from multinode import Multinode\nmn = Multinode()\n@mn.function()\ndef answer():\n    return 42\n"
     ).project_name
-    queue = f"lossy-{uuid.uuid4().hex[:8]}"
-    client = client_for_queue(queue)
-    answer = mn.Function("answer", project_name=project, client=client)
+    answer = private_queue.function(project, "answer")
 
     ready, stop = threading.Event(), threading.Event()
-    thread = threading.Thread(target=_black_hole_worker, args=(control_plane.address, queue, ready, stop), daemon=True)
+    thread = threading.Thread(target=_black_hole_worker, args=(control_plane.address, private_queue.name, ready, stop),
+                              daemon=True)
     thread.start()
-    rescuer = None
     try:
         assert ready.wait(30)
         invocation_id = answer.start()
         wait_until(ready.taken.is_set, timeout=30, message="the black hole took the attempt")  # type: ignore[attr-defined]
-        rescuer = control_plane.start_worker(MULTINODE_TASK_QUEUE=queue)
+        private_queue.start_worker()  # the rescuer
         # Noticed through the heartbeat timeout: the attempt's own timeout is an hour.
         assert answer.await_result(invocation_id, timeout=60) == 42
         final = answer.get(invocation_id)
@@ -83,5 +81,3 @@ def test_lost_attempt_is_rerun_without_counting(control_plane: ControlPlane, dep
     finally:
         stop.set()
         thread.join(timeout=15)
-        if rescuer is not None:
-            control_plane.stop_worker(rescuer)

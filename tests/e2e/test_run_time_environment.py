@@ -1,5 +1,6 @@
 """The environment a worker prepares at run time: its preparation never counts against the
-timeout, and an install that fails there fails the invocation with the reason.
+timeout, and an install that fails there, or a package missing from the store, fails the
+invocation with the reason.
 
 Each test runs a worker of its own, on its own task queue, with its own MULTINODE_HOME: its
 environment cache is empty, so it builds the version's environment when the attempt arrives
@@ -11,14 +12,13 @@ import fcntl
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import multinode as mn
 from multinode import InvocationStatus, errors
-from tests.conftest import ControlPlane, client_for_queue
+from tests.conftest import ControlPlane, PrivateQueue
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -39,29 +39,27 @@ def quick(seconds):
 
 
 @pytest.fixture
-def own_worker(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Callable[..., tuple[str, Path]]]:
-    """Starts a worker with an empty environment cache; returns its task queue and home."""
-    started = []
+def own_worker(private_queue: PrivateQueue, tmp_path: Path) -> Callable[..., Path]:
+    """Starts a worker on the private queue with an empty environment cache; returns its home."""
 
-    def start(**env: str) -> tuple[str, Path]:
-        queue = f"env-{uuid.uuid4().hex[:8]}"
-        home = tmp_path / f"worker-home-{len(started)}"
+    def start(**env: str) -> Path:
+        home = tmp_path / f"worker-home-{len(private_queue.workers)}"
         home.mkdir()
-        started.append(control_plane.start_worker(MULTINODE_TASK_QUEUE=queue, MULTINODE_HOME=str(home), **env))
-        return queue, home
+        private_queue.start_worker(MULTINODE_HOME=str(home), **env)
+        return home
 
-    yield start
-    for worker in started:
-        control_plane.stop_worker(worker)
+    return start
 
 
-def test_the_timeout_counts_from_the_start_of_running(control_plane: ControlPlane, own_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
+def test_the_timeout_counts_from_the_start_of_running(
+    control_plane: ControlPlane, private_queue: PrivateQueue, own_worker, deploy_tasks  # type: ignore[no-untyped-def]
+) -> None:
     from multinode.runtime.environment import environment_dir
 
     manifest = deploy_tasks(TASKS, **{"requirements.txt": "six==1.16.0\n"})
     # The session's uv cache: the worker builds its environment without downloading.
-    queue, home = own_worker(UV_CACHE_DIR=str(control_plane.home / "envs" / ".uv-cache"))
-    quick = mn.Function("quick", project_name=manifest.project_name, client=client_for_queue(queue))
+    home = own_worker(UV_CACHE_DIR=str(control_plane.home / "envs" / ".uv-cache"))
+    quick = private_queue.function(manifest.project_name, "quick")
     assert manifest.requirements_sha256 is not None
     venv = environment_dir(home / "envs", manifest.requirements_sha256)
     venv.parent.mkdir(parents=True)
@@ -80,12 +78,12 @@ def test_the_timeout_counts_from_the_start_of_running(control_plane: ControlPlan
 
 
 def test_a_requirements_install_failing_at_run_time_fails_the_invocation(
-    own_worker, deploy_tasks, tmp_path: Path  # type: ignore[no-untyped-def]
+    private_queue: PrivateQueue, own_worker, deploy_tasks, tmp_path: Path  # type: ignore[no-untyped-def]
 ) -> None:
     manifest = deploy_tasks(TASKS, **{"requirements.txt": "six==1.16.0\n"})
     # Offline, with an empty cache: the worker cannot install what the deploy could.
-    queue, home = own_worker(UV_OFFLINE="1", UV_CACHE_DIR=str(tmp_path / "empty-uv-cache"))
-    quick = mn.Function("quick", project_name=manifest.project_name, client=client_for_queue(queue))
+    home = own_worker(UV_OFFLINE="1", UV_CACHE_DIR=str(tmp_path / "empty-uv-cache"))
+    quick = private_queue.function(manifest.project_name, "quick")
     invocation_id = quick.start(0)
     with pytest.raises(errors.InvocationFailedError) as caught:
         quick.await_result(invocation_id, timeout=120)
@@ -95,3 +93,28 @@ def test_a_requirements_install_failing_at_run_time_fails_the_invocation(
     final = quick.get(invocation_id)
     assert final.status == InvocationStatus.FAILED and final.terminated
     assert not any((home / "envs").glob("*/bin/python")), os.listdir(home / "envs")
+
+
+def test_a_package_missing_at_run_time_fails_the_invocation_with_the_reason(
+    private_queue: PrivateQueue, own_worker, deploy_tasks  # type: ignore[no-untyped-def]
+) -> None:
+    # A source of its own (the uuid), so no other test shares its package file.
+    manifest = deploy_tasks(
+        f"# {uuid.uuid4().hex}\nfrom multinode import Multinode\nmn = Multinode()\n"
+        "@mn.function(max_retries=2)\ndef answer():\n    return 42\n"
+    )
+    package = Path(manifest.package.uri.removeprefix("file://"))
+    package.unlink()  # gone from the store between the deploy and the start
+    own_worker()  # an empty home: nothing unpacked from before
+    answer = private_queue.function(manifest.project_name, "answer")
+    invocation_id = answer.start()
+    with pytest.raises(errors.InvocationFailedError) as caught:
+        answer.await_result(invocation_id, timeout=120)
+    assert caught.value.error_type == "PackageNotFoundError"
+    assert f"no package is stored at {manifest.package.uri}" in (caught.value.error_message or "")
+    final = answer.get(invocation_id)
+    assert final.status == InvocationStatus.FAILED and final.terminated
+    # Each attempt fails at once, before any process starts; at most max_retries + 1 of them.
+    assert 1 <= len(final.attempts) <= 3
+    assert all(a.started_at is None and a.error is not None and a.error.type == "PackageNotFoundError"
+               for a in final.attempts)

@@ -69,6 +69,7 @@ def test_secrets_and_payloads_stay_where_they_belong(
         assert result["token_length"] == len(SECRET)
     finally:
         sys.path.remove(str(probe_dir))
+        sys.modules.pop("probe", None)
 
     # Decoded by the function's process (argument) and by this test (result), never by a worker.
     decoders = decoded_by.read_text().splitlines()

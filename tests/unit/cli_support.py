@@ -4,12 +4,12 @@ one-line-error check."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from click.testing import CliRunner, Result
 
 from multinode_cli.main import cli
+from tests.conftest import refused_port
 
 REPO = Path(__file__).resolve().parents[2]
 INVOCATION_ID = "inv-" + "0" * 26
@@ -17,9 +17,8 @@ READ_COMMANDS = ("list", "describe", "logs", "get")
 
 
 def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])  # nothing listens once the probe is closed
+    """A port where connections are refused (bound, never listened on, held while tests run)."""
+    return refused_port()
 
 
 def run(*args: str, input: str | None = None) -> Result:

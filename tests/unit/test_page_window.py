@@ -35,7 +35,7 @@ class Visibility:
 
     def reads(self, upper: float) -> VisibilityWindow:
         scope = [i for i in self.ids if created_of(i) < upper]
-        random.shuffle(scope)  # no order to rely on
+        random.Random(len(scope)).shuffle(scope)  # no order to rely on (seeded: reproducible)
 
         async def listing(lower: float) -> list[str] | None:
             self.rounds += 1
