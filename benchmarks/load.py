@@ -19,8 +19,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from suite.harness import free_port_block
 from suite.samples import peak_overlap
+
+from multinode.testing.control_plane import free_port_block
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -76,24 +75,6 @@ def wait_for(predicate: Callable[[], T], what: str, timeout: float = 60.0, inter
 # ----- the control plane under test ----------------------------------------------------------
 
 
-def free_port_block(span: int = 12) -> int:
-    """A base port whose next `span` ports are free (the dev server pins port+10 and port+11)."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + span >= 65535:
-            continue
-        try:
-            for port in range(base, base + span):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free block of ports")
-
-
 @dataclass
 class Plane:
     home: Path
@@ -111,6 +92,7 @@ def control_plane() -> Iterator[Plane]:
     """Dev server (the `multinode dev` tuning) + one Multinode worker with default settings."""
     from multinode import _client
     from multinode.admin.devserver import DevServer, DevServerConfig
+    from multinode.testing.control_plane import free_port_block
 
     home = Path(tempfile.mkdtemp(prefix="multinode-bench-"))
     config = DevServerConfig(home=home, port=free_port_block(), headless=True)
