@@ -119,16 +119,33 @@ def connect_arguments(settings: ConnectionSettings) -> dict[str, Any]:
     return {"namespace": settings.namespace, "api_key": settings.api_key, "tls": tls}
 
 
+# What a server that has opened its port but is still starting answers (a dev server a moment
+# after boot, a frontend just restarted): worth waiting for within the connect budget.
+_STARTING = "not healthy yet"
+
+
 async def connect(settings: ConnectionSettings) -> Client:
     arguments = connect_arguments(settings)
+
+    starting: list[str] = []
+
+    async def first_answer() -> Client:
+        while True:
+            try:
+                return await Client.connect(settings.api_url, **arguments, data_converter=DATA_CONVERTER)
+            except (RuntimeError, RPCError) as exc:
+                if _STARTING not in str(exc):
+                    raise
+                starting[:] = [one_line(exc)]
+            await asyncio.sleep(0.1)
+
     try:
-        return await asyncio.wait_for(
-            Client.connect(settings.api_url, **arguments, data_converter=DATA_CONVERTER),
-            timeout=CONNECT_TIMEOUT_SECONDS,
-        )
+        return await asyncio.wait_for(first_answer(), timeout=CONNECT_TIMEOUT_SECONDS)
     except TimeoutError:
         raise ControlPlaneUnavailableError(
-            unreachable_message(settings, f"no answer within {CONNECT_TIMEOUT_SECONDS:g} s")
+            unreachable_message(
+                settings, starting[0] if starting else f"no answer within {CONNECT_TIMEOUT_SECONDS:g} s"
+            )
         ) from None
     except (RuntimeError, RPCError, OSError) as exc:
         detail = one_line(exc)
