@@ -128,7 +128,7 @@ def first_dev(tmp_path: Path) -> Iterator[tuple[dict[str, str], int, subprocess.
     try:
         assert dev.stdout is not None
         lines = []
-        while not lines or lines[-1] != "Press Ctrl-C to stop.":
+        while not lines or not lines[-1].startswith("Press Ctrl-C to stop"):
             line = dev.stdout.readline()
             assert line, (lines, dev.communicate())
             lines.append(line.strip())
