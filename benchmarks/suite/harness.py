@@ -127,13 +127,9 @@ def control_plane() -> Iterator[Plane]:
 
 
 def stop_process(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    from multinode.testing.control_plane import stop_process as stop
+
+    stop(process)
 
 
 # ----- the SDK, as every Multinode measurement calls it ------------------------------------

@@ -13,12 +13,24 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from multinode.admin.devserver import DevServer, DevServerConfig
 
 # Short, so tests of cancellation and of lost attempts do not wait for production's figures.
 GRACE_PERIOD_SECONDS = 2
 HEARTBEAT_TIMEOUT_SECONDS = 3
+
+
+def stop_process(process: subprocess.Popen[Any], timeout_seconds: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within `timeout_seconds`."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def free_port_block(span: int = 13) -> int:
@@ -74,13 +86,7 @@ class ControlPlane:
 
     def stop_worker(self, worker: subprocess.Popen[bytes]) -> None:
         """Stop a worker the way an operator would (SIGTERM: it gives its leases back)."""
-        if worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        stop_process(worker, timeout_seconds=15)
 
     def worker_log(self) -> str:
         """Every worker's log so far: what to print when a test fails mysteriously."""
