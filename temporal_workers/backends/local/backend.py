@@ -23,7 +23,7 @@ from typing import Any
 from multinode.contract.connection import connection_environment
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
 from multinode.runtime import runner as _runner
-from multinode.runtime.preparation import PERMANENT_ERRORS, PreparedVersion, prepare_version
+from multinode.runtime.preparation import PreparedVersion, prepare_version
 from temporal_workers.backends import (
     AttemptSession,
     ContainerBackend,
@@ -35,7 +35,7 @@ from temporal_workers.backends.local.forkserver import ForkServers
 from temporal_workers.backends.local.process import AttemptProcess, base_environment, kill_tree
 from temporal_workers.backends.local.standby import Standby, StandbyKey, StandbyPool
 from temporal_workers.backends.local.supervisor import AttemptSupervisor
-from temporal_workers.backends.outcome import attempt_outcome, not_started
+from temporal_workers.backends.outcome import attempt_outcome
 from temporal_workers.metrics import NO_METRICS, WorkerMetrics
 from temporal_workers.settings import WorkerSettings
 
@@ -90,14 +90,14 @@ class LocalBackend(ContainerBackend):
     # ----- one attempt --------------------------------------------------------------------
 
     async def run_attempt(self, request: AttemptRequest, session: AttemptSession) -> AttemptOutcome:
+        """Raises one of `PERMANENT_ERRORS` when the version cannot be prepared: the activity
+        fails the invocation with it, without another attempt."""
         try:
             version = await self._prepare(request, session)
         except asyncio.CancelledError:
             if session.interruption() == "cancel":
                 return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
             raise
-        except PERMANENT_ERRORS as exc:
-            return not_started(exc)
         except OSError as exc:
             raise InfrastructureError(f"preparing the attempt failed: {exc}") from exc
         return await self._launch_and_supervise(request, session, version.code_dir, version.python)
