@@ -184,6 +184,7 @@ class InvocationWorkflow:
                     ended_at=outcome.ended_at,
                     error=outcome.error,
                     exit_code=outcome.exit_code,
+                    logs_at=outcome.logs_at,
                 )
             )
             self._record.result, self._record.has_result = outcome.value, outcome.has_value
@@ -387,7 +388,7 @@ def _without_traceback(attempt: AttemptRecord) -> AttemptRecord:
         return attempt
     return AttemptRecord(
         number=attempt.number, outcome=attempt.outcome, started_at=attempt.started_at,
-        ended_at=attempt.ended_at, exit_code=attempt.exit_code,
+        ended_at=attempt.ended_at, exit_code=attempt.exit_code, logs_at=attempt.logs_at,
         error=ErrorInfo(type=attempt.error.type, message=attempt.error.message),
     )
 

@@ -12,6 +12,7 @@ server, or a spawn); `supervisor` watches each attempt's process and classifies 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from multinode.contract.connection import connection_environment
+from multinode.contract.log_location import log_location
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
 from multinode.runtime import runner as _runner
 from multinode.runtime.preparation import PreparedVersion, prepare_version
@@ -40,6 +42,24 @@ from temporal_workers.metrics import NO_METRICS, WorkerMetrics
 from temporal_workers.settings import WorkerSettings
 
 log = logging.getLogger("multinode.worker")
+
+
+class _LocatedSession:
+    """The attempt's session, its heartbeats telling where the attempt's log file is (so
+    `multinode logs --follow` on another machine can say where to look while it runs)."""
+
+    def __init__(self, session: AttemptSession, logs_at: str) -> None:
+        self._session = session
+        self._logs_at = logs_at
+
+    def heartbeat(self, progress: AttemptProgress) -> None:
+        self._session.heartbeat(dataclasses.replace(progress, logs_at=self._logs_at))
+
+    async def notify_started(self, started_at: float) -> None:
+        await self._session.notify_started(started_at)
+
+    def interruption(self) -> str:
+        return self._session.interruption()
 
 
 class LocalBackend(ContainerBackend):
@@ -161,10 +181,11 @@ class LocalBackend(ContainerBackend):
             os.close(write_fd)
         started_at = time.time()
         self._running.add(proc)
-        supervisor = AttemptSupervisor(request, session, proc, cgroup, started_at,
+        logs_at = log_location(log_path)
+        supervisor = AttemptSupervisor(request, _LocatedSession(session, logs_at), proc, cgroup, started_at,
                                        self._settings.grace_period_seconds, self._in_background)
         try:
-            return await supervisor.run(read_fd)
+            return dataclasses.replace(await supervisor.run(read_fd), logs_at=logs_at)
         finally:
             self._running.discard(proc)
 
