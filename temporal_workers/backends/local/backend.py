@@ -72,7 +72,7 @@ class LocalBackend(ContainerBackend):
         self._metrics = metrics
         self._limiter = limiter or CgroupLimiter()
         self._prepared: dict[tuple[str, str | None], PreparedVersion] = {}
-        self._prepare_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
+        self._preparing: dict[tuple[str, str | None], asyncio.Future[PreparedVersion]] = {}
         self._running: set[AttemptProcess] = set()
         self._background: set[asyncio.Future[None]] = set()
         self._forks = (
@@ -93,18 +93,25 @@ class LocalBackend(ContainerBackend):
         )
 
     async def _prepare(self, request: AttemptRequest, session: AttemptSession) -> PreparedVersion:
+        """The version prepared once per worker: attempts that arrive while it is being prepared
+        wait for the same preparation. Every waiter heartbeats meanwhile: a fetch from a remote
+        store or a venv build can outlast the heartbeat timeout, and an attempt gone quiet would
+        be run again elsewhere while this one goes on."""
         invocation = request.invocation
         key = (invocation.package.sha256, invocation.requirements_sha256)
         if key in self._prepared:
             return self._prepared[key]
-        lock = self._prepare_locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            if key not in self._prepared:
-                task = asyncio.ensure_future(asyncio.to_thread(self._prepare_sync, request))
-                while not task.done():  # a venv build can take a while: stay alive meanwhile
-                    session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None))
-                    await asyncio.wait([task], timeout=1.0)
-                self._prepared[key] = task.result()
+        preparing = self._preparing.get(key)
+        if preparing is None:
+            preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare_sync, request))
+            self._preparing[key] = preparing
+            # A failed preparation is tried again by the next attempt that needs it.
+            preparing.add_done_callback(lambda _: self._preparing.pop(key, None))
+        while not preparing.done():
+            session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None))
+            # Not cancelled with this waiter: the others (and the cache) still want it.
+            await asyncio.wait([preparing], timeout=1.0)
+        self._prepared[key] = preparing.result()
         return self._prepared[key]
 
     # ----- one attempt --------------------------------------------------------------------
