@@ -162,8 +162,8 @@ def check_paging(expected: int) -> dict[str, Any]:
         "unique": len(set(paged)) == len(paged),
         "newest_first": paged == sorted(paged, reverse=True),
         "exact": len(paged) == expected and len(set(paged)) == expected and paged == sorted(paged, reverse=True),
-        "oldest_status": oldest.status.value if oldest else None,
-        "oldest_result_readable": bool(oldest) and oldest.status.value == "SUCCEEDED",
+        "oldest_status": oldest.status.value if oldest is not None else None,
+        "oldest_result_readable": oldest is not None and oldest.status.value == "SUCCEEDED",
     }
 
 

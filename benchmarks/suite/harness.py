@@ -155,7 +155,7 @@ class Failures:
         if len(self.examples) >= self.KEEP:
             return
         invocation_id = getattr(error, "invocation_id", None) or ""
-        logs = sorted((self.home / "runs" / invocation_id).glob("attempt-*.log")) if self.home and invocation_id else []
+        logs = sorted((self.home / "runs").glob(f"{invocation_id}.attempt-*.log")) if self.home and invocation_id else []
         tail = logs[-1].read_text(errors="replace")[-2000:] if logs else ""
         self.examples.append({"invocation_id": invocation_id, "error": str(error)[:2000], "attempt_log": tail})
         log(f"an invocation failed ({self.count} so far): {str(error)[:300]}")
