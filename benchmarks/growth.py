@@ -40,6 +40,7 @@ ARCHIVE_LAG_SECONDS = 5.0
 ARCHIVE_QUIET_SECONDS = ARCHIVE_INTERVAL_SECONDS + 3.0
 ARCHIVE_SETTLE_LIMIT_SECONDS = 900.0
 MAP_CHUNK = 1000
+VISIBILITY_WAIT_SECONDS = 120.0
 
 
 @dataclass
@@ -141,6 +142,12 @@ def run_no_ops(count: int) -> None:
 def check_paging(expected: int) -> dict[str, Any]:
     """Page through `.list` once: every invocation exactly once, newest first."""
     noop = fn("noop")
+    # Visibility records a start a little after it (more under load): wait for all of them.
+    waited = time.perf_counter()
+    deadline = time.monotonic() + VISIBILITY_WAIT_SECONDS
+    while len(every := noop.list_ids()) < expected and time.monotonic() < deadline:
+        time.sleep(1.0)
+    waited = time.perf_counter() - waited
     paged: list[str] = []
     offset: str | None = None
     pages = 0
@@ -159,6 +166,11 @@ def check_paging(expected: int) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "listed": len(paged),
         "expected": expected,
+        "visible_before_paging": len(every),
+        "visibility_wait_seconds": round(waited, 2),
+        # Positions (newest first) of what paging missed or listed that list_ids does not know.
+        "missing_at": sorted(every.index(i) for i in set(every) - set(paged))[:20],
+        "unknown": sorted(set(paged) - set(every))[:20],
         "unique": len(set(paged)) == len(paged),
         "newest_first": paged == sorted(paged, reverse=True),
         "exact": len(paged) == expected and len(set(paged)) == expected and paged == sorted(paged, reverse=True),
