@@ -237,12 +237,16 @@ class DevServer:
         ]
         deadline = time.monotonic() + RETENTION_SET_SECONDS
         while True:
-            done = subprocess.run(update, capture_output=True, text=True, timeout=RETENTION_SET_SECONDS, check=False)
-            if done.returncode == 0:
-                return
+            try:
+                done = subprocess.run(update, capture_output=True, text=True, timeout=RETENTION_SET_SECONDS, check=False)
+                if done.returncode == 0:
+                    return
+                problem = done.stderr.strip()[-500:]
+            except subprocess.TimeoutExpired:
+                problem = f"no answer in {RETENTION_SET_SECONDS:g} s"
             if time.monotonic() > deadline:
                 self.stop()
-                raise DevServerError(f"could not set the namespace's retention: {done.stderr.strip()[-500:]}")
+                raise DevServerError(f"could not set the namespace's retention: {problem}")
             time.sleep(0.1)
 
     def kill(self) -> None:
