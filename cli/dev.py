@@ -14,7 +14,8 @@ from multinode import admin
 @click.option("--port", default=admin.DEFAULT_PORT, show_default=True, help="Temporal frontend port.")
 @click.option("--ui-port", default=admin.DEFAULT_UI_PORT, show_default=True, help="Temporal Web UI port.")
 @click.option("--headless", is_flag=True, help="Do not serve the Web UI.")
-def dev(port: int, ui_port: int, headless: bool) -> None:
+@click.option("--compact", is_flag=True, help="First compact the state folder's database (after many .remove calls).")
+def dev(port: int, ui_port: int, headless: bool, compact: bool) -> None:
     """Run the embedded control plane (Temporal dev server + Web UI + a local worker) until Ctrl-C.
 
     State (the database, packages, environments, logs) lives under $MULTINODE_HOME
@@ -32,7 +33,10 @@ def dev(port: int, ui_port: int, headless: bool) -> None:
     )
     server = admin.DevServer(config)
     try:
-        server.start()
+        server.start(compact_store=compact)
+        if server.compaction is not None:
+            click.echo(f"Compacted the database: {server.compaction.bytes_before / 1e6:.1f} MB -> "
+                       f"{server.compaction.bytes_after / 1e6:.1f} MB")
         connection = config.connection_settings(task_queue=base.connection.task_queue)
         metrics_address = base.metrics_address or config.worker_metrics_address
         settings = base.model_copy(update={"connection": connection, "metrics_address": metrics_address})

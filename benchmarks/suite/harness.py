@@ -81,6 +81,7 @@ class Plane:
     address: str
     namespace: str
     worker: subprocess.Popen[bytes]
+    server_pid: int
 
     @property
     def worker_log(self) -> Path:
@@ -88,8 +89,9 @@ class Plane:
 
 
 @contextmanager
-def control_plane() -> Iterator[Plane]:
-    """Dev server (the `multinode dev` tuning) + one Multinode worker with default settings."""
+def control_plane(worker_settings: dict[str, str] | None = None) -> Iterator[Plane]:
+    """Dev server (the `multinode dev` tuning) + one Multinode worker with default settings
+    (or these `MULTINODE_*` overrides)."""
     from multinode import _client
     from multinode.admin.devserver import DevServer, DevServerConfig
     from multinode.testing.control_plane import free_port_block
@@ -103,6 +105,7 @@ def control_plane() -> Iterator[Plane]:
         "MULTINODE_HOME": str(home),
         "MULTINODE_API_URL": config.address,
         "MULTINODE_TASK_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
+        **(worker_settings or {}),
     })
     _client.set_default_client(None)
     server = DevServer(config).start()
@@ -113,7 +116,8 @@ def control_plane() -> Iterator[Plane]:
                 [sys.executable, "-m", "temporal_workers"], cwd=REPO, env=dict(os.environ),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )
-        yield Plane(home, config.address, config.namespace, worker)
+        assert server.process is not None
+        yield Plane(home, config.address, config.namespace, worker, server.process.pid)
     except BaseException:
         # The home (and the worker's log) is removed below: show the log's end first.
         tail = (home / "worker.log").read_text(errors="replace")[-4000:]
@@ -151,7 +155,7 @@ class Failures:
         if len(self.examples) >= self.KEEP:
             return
         invocation_id = getattr(error, "invocation_id", None) or ""
-        logs = sorted((self.home / "runs" / invocation_id).glob("attempt-*.log")) if self.home and invocation_id else []
+        logs = sorted((self.home / "runs").glob(f"{invocation_id}.attempt-*.log")) if self.home and invocation_id else []
         tail = logs[-1].read_text(errors="replace")[-2000:] if logs else ""
         self.examples.append({"invocation_id": invocation_id, "error": str(error)[:2000], "attempt_log": tail})
         log(f"an invocation failed ({self.count} so far): {str(error)[:300]}")

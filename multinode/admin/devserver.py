@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from multinode.admin.devstore import Compaction, compact, trim_visibility_indexes
 from multinode.contract import names
 from multinode.contract.connection import ConnectionSettings, multinode_home
 from multinode.errors import DevServerError
@@ -35,6 +37,13 @@ TUNING = (
     "--sqlite-pragma", "journal_mode=wal",
     "--sqlite-pragma", "synchronous=off",
 )
+
+# A store this server creates keeps closed workflows this long (the longest the dev server
+# accepts is far beyond it): finished invocations stay where they are, with no archive copy each
+# (see temporal_workers/workflows/archiver). A store created before keeps its retention, since
+# its older invocations only survive as archive copies and `.list` must keep reading those.
+RETENTION_HOURS = 87_600
+RETENTION_SET_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -179,8 +188,11 @@ class DevServer:
         self._log = log
         self._lock_file: IO[str] | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self.compaction: Compaction | None = None
 
-    def start(self, timeout_seconds: float = 30.0) -> DevServer:
+    def start(self, timeout_seconds: float = 30.0, compact_store: bool = False) -> DevServer:
+        """Start it; with `compact_store`, first rewrite its store without free room (see
+        `compaction`, which says what that bought)."""
         self.config.home.mkdir(parents=True, exist_ok=True)
         self._lock_file = open(self.config.home / "dev.lock", "w")
         try:
@@ -191,6 +203,13 @@ class DevServer:
                 f"(or set MULTINODE_HOME to another folder)"
             ) from None
         check_ports_free(self.config)
+        fresh = not self.config.database.exists()
+        if compact_store and not fresh:
+            try:
+                self.compaction = compact(self.config.database)
+            except sqlite3.Error as exc:
+                self.stop()
+                raise DevServerError(f"could not compact {self.config.database}: {exc}") from None
         log = self._log or open(self.config.home / "temporal-server.log", "ab")
         self.process = subprocess.Popen(
             command(self.config),
@@ -200,7 +219,35 @@ class DevServer:
             preexec_fn=_die_with_parent,
         )
         wait_for_port(self.config.port, time.monotonic() + timeout_seconds, self.process)
+        if fresh:
+            self._keep_closed_workflows()
+        try:
+            trim_visibility_indexes(self.config.database, self.config.namespace)
+        except sqlite3.Error as exc:
+            self.stop()
+            raise DevServerError(f"could not trim the store's visibility indexes ({self.config.database}): {exc}") from None
         return self
+
+    def _keep_closed_workflows(self) -> None:
+        """Give the namespace of a new store its long retention (retried while the server
+        finishes starting)."""
+        update = [
+            str(temporal_binary()), "operator", "namespace", "update", "--address", self.config.address,
+            "--namespace", self.config.namespace, "--retention", f"{RETENTION_HOURS}h",
+        ]
+        deadline = time.monotonic() + RETENTION_SET_SECONDS
+        while True:
+            try:
+                done = subprocess.run(update, capture_output=True, text=True, timeout=RETENTION_SET_SECONDS, check=False)
+                if done.returncode == 0:
+                    return
+                problem = done.stderr.strip()[-500:]
+            except subprocess.TimeoutExpired:
+                problem = f"no answer in {RETENTION_SET_SECONDS:g} s"
+            if time.monotonic() > deadline:
+                self.stop()
+                raise DevServerError(f"could not set the namespace's retention: {problem}")
+            time.sleep(0.1)
 
     def kill(self) -> None:
         """Stop it the hard way (`kill -9`), keeping the database: for fault tests."""

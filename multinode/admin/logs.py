@@ -3,11 +3,12 @@ container is gone, and followable live until the attempt ends.
 
 Where logs live depends on the backend, so reading goes through a small seam: a `LogSource`
 per (invocation, attempt), found by the registered factories. The local backend writes
-`$MULTINODE_HOME/runs/<invocation_id>/attempt-<n>.log` on the worker's machine and records that
-location with the attempt (`machine:path`): an attempt that ran on this machine is read from its
-file whatever the state folder, one that ran on another machine gets an error saying where its
-logs are. A Fargate reader (CloudWatch) plugs in with `register_log_source`. `read_logs` picks
-the attempt (asking the engine which ones ran) and its source.
+`$MULTINODE_HOME/runs/<invocation_id>.attempt-<n>.log` on the worker's machine (attempts from before
+kept `runs/<invocation_id>/attempt-<n>.log`, still read) and records that location with the
+attempt (`machine:path`): an attempt that ran on this machine is read from its file whatever the
+state folder, one that ran on another machine gets an error saying where its logs are. A Fargate
+reader (CloudWatch) plugs in with `register_log_source`. `read_logs` picks the attempt (asking
+the engine which ones ran) and its source.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from multinode._client import Client, default_client
 from multinode._invocation import check_owner
-from multinode.contract.connection import multinode_home
+from multinode.contract.connection import attempt_log_path, folder_attempt_log_path, multinode_home
 from multinode.contract.ids import check_invocation_id
 from multinode.contract.log_location import machine_name, parse_log_location
 from multinode.errors import MultinodeError
@@ -91,7 +92,11 @@ class LocalLogSource:
 
 
 def local_log_path(invocation_id: str, attempt: int) -> Path:
-    return multinode_home() / "runs" / invocation_id / f"attempt-{attempt}.log"
+    """The attempt's log file, in the layout it was written in (a folder per invocation before)."""
+    runs = multinode_home() / "runs"
+    path = attempt_log_path(runs, invocation_id, attempt)
+    older = folder_attempt_log_path(runs, invocation_id, attempt)
+    return older if not path.exists() and older.exists() else path
 
 
 def _local_factory(invocation_id: str, attempt: int) -> LogSource | None:

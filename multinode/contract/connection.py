@@ -68,6 +68,18 @@ def multinode_home() -> Path:
     return Path(os.environ.get(ENV_HOME) or Path.home() / ".multinode").expanduser()
 
 
+def attempt_log_path(runs_dir: Path, invocation_id: str, attempt: int) -> Path:
+    """Where the local backend keeps an attempt's stdout and stderr: a file per attempt, side by
+    side in the state folder's `runs/` (a folder per invocation cost a 4 KB block each, even for
+    attempts that wrote nothing; an empty file costs no block)."""
+    return runs_dir / f"{invocation_id}.attempt-{attempt}.log"
+
+
+def folder_attempt_log_path(runs_dir: Path, invocation_id: str, attempt: int) -> Path:
+    """Where attempts' logs were kept before: a folder per invocation (still read)."""
+    return runs_dir / invocation_id / f"attempt-{attempt}.log"
+
+
 def profile_path() -> Path:
     return multinode_home() / "profile.json"
 

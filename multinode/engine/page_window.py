@@ -3,16 +3,17 @@
 The engine's visibility store has no ORDER BY, but invocation ids sort by creation time and
 every invocation carries its creation time as a search attribute. A page is therefore read as
 a creation-time window reaching back from its upper end: the window is listed whole (one
-consistent call when it fits), sorted here, and cut to the page, while a count of what is older
-than the window, sent at the same time, says whether another page follows. The window adapts:
-too few ids and it widens, too many for one listing and it narrows by the window's count; the
-span that worked (shrunk to the target if it held more) is the next page's first guess. A page
-is usually one round trip.
+consistent call when it fits), sorted here, and cut to the page. A window holding more than a
+page also holds the next page's first id; only one holding less asks for a count of what is
+older than it (to widen or to end), since a count reads every older invocation and so grows with
+the store, while a window listing reads about a page and a half. The window adapts: too few ids
+and it widens, too many for one listing and it narrows by the window's count; the span that
+worked (shrunk to the target if it held more) is the next page's first guess. A page is usually
+one round trip, and never a count unless it is the last one or the window was too narrow.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -38,10 +39,6 @@ class VisibilityWindow:
     count_before: Callable[[float], Awaitable[int]]
 
 
-async def _nothing() -> int:
-    return 0
-
-
 async def newest_page(
     reads: VisibilityWindow,
     anchor: float,
@@ -61,9 +58,7 @@ async def newest_page(
     narrowings = 0
     while True:
         lower = max(0.0, anchor - span)
-        listed, older = await asyncio.gather(
-            reads.listing(lower), reads.count_before(lower) if lower > 0 else _nothing()
-        )
+        listed = await reads.listing(lower)
         if listed is None:
             if narrowings < MAX_NARROWINGS:
                 # Shrink to the target by the window's count.
@@ -72,7 +67,9 @@ async def newest_page(
                 continue
             listed = await reads.paged_listing(lower)
         ids = sorted({i for i in listed if before_id is None or i < before_id}, reverse=True)
-        if len(ids) > limit or older == 0:
+        # More than a page in the window: the next id is in it, nothing older needs counting
+        # (a count reads every older invocation: its cost grows with the store).
+        if len(ids) > limit or lower <= 0 or await reads.count_before(lower) == 0:
             break
         # Too few: widen by the density found (if any), gently after a narrowing.
         guess = TARGET_PAGES * limit / len(ids) if ids else WIDEN_STEP

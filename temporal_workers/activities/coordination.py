@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -26,6 +27,13 @@ from temporal_workers.metrics import NO_METRICS, WorkerMetrics
 # Archive records wait a century for a first task no worker will ever run.
 ARCHIVE_START_DELAY = timedelta(days=36500)
 ARCHIVE_OVERLAP_SECONDS = 600.0
+# A namespace keeping closed workflows this long (`multinode dev` makes its stores so) needs no
+# archive copies: each workflow's deletion is scheduled when it closes, with the retention of
+# that moment, so whatever closes under such a retention stays for as long.
+ARCHIVE_NEEDLESS_RETENTION_SECONDS = 3650 * 86400.0
+# The history service learns of a namespace change within about 10 s: workflows closing in that
+# margin after a long retention was first seen may still have been given the old one.
+RETENTION_CHANGE_MARGIN_SECONDS = 30.0
 _FINAL_STATUSES = {s.value for s in InvocationStatus if s.is_final}
 
 
@@ -39,6 +47,8 @@ class CoordinationActivities:
         # Visibility lags behind the engine: stay this far behind the present, or an invocation
         # that closed just before the cursor moved could be missed.
         self._archive_lag_seconds = archive_lag_seconds
+        # When this process first saw the namespace keep closed workflows for good (None: not now).
+        self._long_retention_seen_at: float | None = None
 
     @activity.defn(name=names.ACQUIRE_QUOTA_ACTIVITY)
     async def acquire_quota(self, request: QuotaRequest) -> None:
@@ -98,12 +108,23 @@ class CoordinationActivities:
         upper = time.time() - self._archive_lag_seconds
         if upper <= state.cursor:
             return state.cursor
+        # Under a long retention only what closed before it surely applied needs a copy (all of
+        # it, when this process cannot tell: conservative after a restart).
+        archive_until = upper
+        if await self._retention_seconds() >= ARCHIVE_NEEDLESS_RETENTION_SECONDS:
+            if self._long_retention_seen_at is None:
+                self._long_retention_seen_at = time.time()
+            archive_until = min(upper, self._long_retention_seen_at + RETENTION_CHANGE_MARGIN_SECONDS)
+        else:
+            self._long_retention_seen_at = None
+        if archive_until <= state.cursor - ARCHIVE_OVERLAP_SECONDS:
+            return upper
         # Each pass re-reads an overlap before the cursor: a close that reached visibility
         # later than the lag is still archived (archiving twice is a no-op).
         query = (
             f'WorkflowType = "{names.INVOCATION_WORKFLOW}" AND ExecutionStatus != "Running" '
             f'AND TaskQueue = "{self._task_queue}" '
-            f"AND CloseTime >= {_stamp(state.cursor - ARCHIVE_OVERLAP_SECONDS)} AND CloseTime < {_stamp(upper)}"
+            f"AND CloseTime >= {_stamp(state.cursor - ARCHIVE_OVERLAP_SECONDS)} AND CloseTime < {_stamp(archive_until)}"
         )
         # Records made by earlier passes over the overlap are skipped without another read.
         recent = (
@@ -116,6 +137,15 @@ class CoordinationActivities:
                 await self._archive(execution)
                 activity.heartbeat()
         return upper
+
+    async def _retention_seconds(self) -> float:
+        """The namespace's retention now (0 when unknown: archive as if it were short)."""
+        request = DescribeNamespaceRequest(namespace=self._client.namespace)
+        try:
+            response = await self._client.workflow_service.describe_namespace(request)
+        except RPCError:
+            return 0.0
+        return float(response.config.workflow_execution_retention_ttl.ToTimedelta().total_seconds())
 
     async def _archive(self, execution: WorkflowExecution) -> None:
         handle = self._client.get_workflow_handle(execution.id, run_id=execution.run_id,

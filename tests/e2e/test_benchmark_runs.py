@@ -42,3 +42,25 @@ def test_quick_benchmark_produces_every_figure(tmp_path: Path) -> None:
     assert report["machine"]["nproc"] >= 1 and report["machine"]["temporalio"]
     assert report["samples"]["call_remote_ms"]["n"] == report["sizes"]["calls"]
     assert report["details"]["breakdown_invocation"]
+
+
+@pytest.mark.timeout(300)
+def test_quick_growth_benchmark_prints_the_table_and_pages_exactly(tmp_path: Path) -> None:
+    output = tmp_path / "growth.json"
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "growth.py"), "--quick", "--json", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=280, check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "| after | call_remote p50 |" in completed.stdout and ": exact;" in completed.stdout
+
+    report = json.loads(output.read_text())
+    checkpoints = report["checkpoints"]
+    invocations = [c["invocations"] for c in checkpoints]
+    assert len(invocations) == 3 and invocations == sorted(invocations) and invocations[-1] >= report["count"]
+    for checkpoint in checkpoints:
+        for key in ("call_remote_ms", "start_ms", "get_ms", "list_page_ms", "server_rss_mb"):
+            assert math.isfinite(checkpoint[key]) and checkpoint[key] > 0, key
+        assert checkpoint["temporal_db_bytes"] > 0 and checkpoint["state_bytes"] >= checkpoint["temporal_db_bytes"]
+    assert report["paging"]["exact"] and report["paging"]["oldest_result_readable"]
+    assert report["failed_invocations"] == 0

@@ -213,6 +213,36 @@ def test_list_pages_each_invocation_exactly_once(fake_worker, deploy_tasks) -> N
     assert listed == seen
 
 
+def test_list_pages_count_what_is_older_only_at_the_end(fake_worker, deploy_tasks, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A count reads every older invocation (its cost grows with the store): paging a long
+    history reads windows of about a page and a half and counts only to end, exactly."""
+    from multinode.contract import codec
+
+    client = fake_worker(FakeBackend())
+    f = _function(client, deploy_tasks)
+    futures = [client.submit(f._start_async(*codec.encode_arguments((i,), {}))) for i in range(260)]
+    started = [future.result(timeout=120) for future in futures]
+    wait_until(lambda: len(f.list_ids()) == 260, timeout=30, message="visibility to catch up")
+    listing = client.run(client.engine()).listing
+    counted: list[str] = []
+    count = listing.count
+
+    async def counting(query: str) -> int:
+        counted.append(query)
+        return int(await count(query))
+
+    monkeypatch.setattr(listing, "count", counting)
+    seen: list[str] = []
+    offset = f.list().offset  # the first page finds the density; the rest reuse its span
+    counted.clear()
+    while offset is not None:
+        page = f.list(offset=offset)
+        seen.extend(page.invocation_ids)
+        offset = page.offset
+    assert seen == sorted(started, reverse=True)[50:]
+    assert len(counted) <= 2, counted
+
+
 def test_map_draws_progress(fake_worker, deploy_tasks) -> None:  # type: ignore[no-untyped-def]
     import io
 

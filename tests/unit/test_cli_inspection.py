@@ -204,10 +204,21 @@ def test_local_logs_read_everything_and_follow_until_the_attempt_ends(tmp_path: 
     assert text == path.read_text()
 
 
+def test_logs_written_in_the_folder_layout_are_still_read(isolated: Path) -> None:
+    older = isolated / "runs" / INVOCATION_ID / "attempt-1.log"
+    older.parent.mkdir(parents=True)
+    older.write_text("kept from before\n")
+    source = _logs.find_log_source(INVOCATION_ID, 1)
+    assert source.exists() and "".join(source.chunks(follow=False, attempt_ended=lambda: True)) == "kept from before\n"
+    # A file in the current layout wins.
+    (isolated / "runs" / f"{INVOCATION_ID}.attempt-1.log").write_text("now\n")
+    assert "".join(_logs.find_log_source(INVOCATION_ID, 1).chunks(follow=False, attempt_ended=lambda: True)) == "now\n"
+
+
 def test_log_sources_are_pluggable(isolated: Path) -> None:
     local = _logs.find_log_source(INVOCATION_ID, 2)
     assert isinstance(local, _logs.LocalLogSource)
-    assert local.path == isolated / "runs" / INVOCATION_ID / "attempt-2.log"
+    assert local.path == isolated / "runs" / f"{INVOCATION_ID}.attempt-2.log"
 
     class Remote:
         description = "remote"

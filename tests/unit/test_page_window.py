@@ -32,6 +32,7 @@ class Visibility:
     rounds: int = 0  # listing calls, each sent with a count beside it
     paged: int = 0
     counted_since: int = 0
+    counted_before: int = 0
 
     def reads(self, upper: float) -> VisibilityWindow:
         scope = [i for i in self.ids if created_of(i) < upper]
@@ -51,6 +52,7 @@ class Visibility:
             return sum(1 for i in scope if created_of(i) >= lower)
 
         async def count_before(lower: float) -> int:
+            self.counted_before += 1
             return sum(1 for i in self.ids if created_of(i) < lower)
 
         return VisibilityWindow(listing, paged_listing, count_since, count_before)
@@ -111,9 +113,9 @@ async def test_a_remembered_span_reads_a_page_in_one_round() -> None:
     visibility = Visibility(burst_and_history())
     pager = Pager(visibility)
     await pager.page(None)
-    visibility.rounds = 0
+    visibility.rounds = visibility.counted_before = 0
     ids, more = await pager.page(None)
-    assert visibility.rounds == 1
+    assert visibility.rounds == 1 and visibility.counted_before == 0
     assert more and ids == sorted(visibility.ids, reverse=True)[:LIMIT]
 
 
@@ -150,3 +152,28 @@ async def test_only_old_invocations_widen_the_window() -> None:
 
 async def test_nothing_to_list() -> None:
     assert await Pager(Visibility([])).page(None) == ([], False)
+
+
+async def test_only_a_short_window_counts_what_is_older() -> None:
+    """Counting grows with the store: paging a dense history counts only on the last page (and
+    when a window came out too short), never once per page."""
+    rng = random.Random(5)
+    ids = [ident(NOW - rng.uniform(0, 600), n) for n in range(2000)]
+    visibility = Visibility(ids)
+    pager = Pager(visibility)
+    seen = await pager.all_pages()
+    assert seen == sorted(ids, reverse=True)
+    assert len(pager.pages) == 40
+    assert visibility.counted_before < len(pager.pages) // 4
+
+
+async def test_the_last_page_says_nothing_follows_after_a_count() -> None:
+    ids = [ident(NOW - 10 - n, n) for n in range(LIMIT + 1)]
+    visibility = Visibility(ids)
+    pager = Pager(visibility)
+    first, more = await pager.page(None)
+    assert more and first == sorted(ids, reverse=True)[:LIMIT]
+    visibility.counted_before = 0
+    last, more = await pager.page(first[-1])
+    assert last == [min(ids)] and not more
+    assert visibility.counted_before >= 1

@@ -21,7 +21,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from multinode.contract.connection import connection_environment
+from multinode.contract.connection import attempt_log_path, connection_environment
 from multinode.contract.log_location import log_location
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
 from multinode.runtime import runner as _runner
@@ -129,8 +129,8 @@ class LocalBackend(ContainerBackend):
             raise InfrastructureError(f"preparing the attempt failed: {exc}") from exc
         return await self._launch_and_supervise(request, session, version.code_dir, version.python)
 
-    def _attempt_dir(self, request: AttemptRequest) -> Path:
-        directory = self._settings.runs_dir / request.invocation.invocation_id
+    def _runs_dir(self) -> Path:
+        directory = self._settings.runs_dir
         directory.mkdir(parents=True, exist_ok=True)
         return directory
 
@@ -146,9 +146,8 @@ class LocalBackend(ContainerBackend):
         self, request: AttemptRequest, session: AttemptSession, code_dir: Path, python: Path
     ) -> AttemptOutcome:
         invocation = request.invocation
-        attempt_dir = self._attempt_dir(request)
-        input_path = attempt_dir / f"attempt-{request.attempt_number}.input.json"
-        log_path = attempt_dir / f"attempt-{request.attempt_number}.log"
+        log_path = attempt_log_path(self._runs_dir(), invocation.invocation_id, request.attempt_number)
+        input_path = log_path.with_suffix(".input.json")
         input_path.write_text(json.dumps({"args": invocation.args, "kwargs": invocation.kwargs}))
         key: StandbyKey = (python, code_dir, invocation.options.cpu, invocation.options.memory_mib)
         standby = self._standbys.take(key) if self._standbys is not None else None
