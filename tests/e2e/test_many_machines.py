@@ -186,7 +186,7 @@ def test_two_machines_share_the_work_and_the_quota_through_an_s3_store(
     # Each attempt says where its logs are; `multinode logs` reads them on that machine only.
     index = by_machine["machine-b"][0]
     attempt = work.get(ids[index]).attempts[0]
-    log_file = machines.home("machine-b") / "runs" / ids[index] / "attempt-1.log"
+    log_file = machines.home("machine-b") / "runs" / f"{ids[index]}.attempt-1.log"
     assert attempt.logs_at == f"machine-b:{log_file}"
     there = machines.cli("machine-b", "logs", "--invocation-id", ids[index])
     assert (there.returncode, there.stdout) == (0, f"work {index} on machine-b\n"), there.stderr
