@@ -92,10 +92,11 @@ def limited(seconds):
     return os.environ["MULTINODE_INVOCATION_ID"]
 
 
-@mn.function()
+@mn.function(max_concurrency=1)
 def chatty(lines, gate):
     for i in range(lines):
         say(f"line {i}")
+    say("waiting for the gate")
     wait_for_file(gate)
     say("last line")
     return lines

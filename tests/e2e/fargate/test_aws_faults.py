@@ -75,9 +75,9 @@ def test_a_package_changed_in_the_bucket_is_refused(tier: FargateTier, tmp_path:
 def test_max_concurrency_holds_across_two_workers(tier: FargateTier) -> None:
     tier.start_worker()
     limited = tier.function("limited")  # max_concurrency=2
-    invocation_ids = [limited.start(1.0) for _ in range(8)]
+    invocation_ids = [limited.start(0.5) for _ in range(6)]
     assert [limited.await_result(i, timeout=80) for i in invocation_ids] == invocation_ids
     assert tier.fargate.peak_running == 2  # reached, never exceeded
     by_worker = {t.worker for t in tier.fargate.tasks.values()}
     assert by_worker == {"w1", "w2"}, "both workers must have run tasks"
-    assert len(tier.fargate.tasks) == 8
+    assert len(tier.fargate.tasks) == 6

@@ -69,11 +69,12 @@ def test_logs_reads_each_attempts_cloudwatch_stream(tier: FargateTier) -> None:
 
 
 def test_logs_follow_prints_lines_while_the_task_runs_and_ends_with_it(tier: FargateTier, tmp_path: Path) -> None:
-    chatty = tier.function("chatty")
+    chatty = tier.function("chatty")  # max_concurrency=1
+    first = chatty.start(0, str(tmp_path / "first"))
+    wait_until(lambda: printed(tier, first, "waiting for the gate"), timeout=30, message="the first running")
     gate = tmp_path / "gate"
     invocation_id = chatty.start(3, str(gate))
-    wait_until(lambda: chatty.get(invocation_id).status == InvocationStatus.RUNNING, timeout=30,
-               message="RUNNING")
+    # Followed from before its task exists (it waits for the first one's slot).
     follower = tier.cli_process("logs", f"--invocation-id={invocation_id}", "--follow")
     lines: queue.Queue[str] = queue.Queue()
     assert follower.stdout is not None
@@ -81,6 +82,11 @@ def test_logs_follow_prints_lines_while_the_task_runs_and_ends_with_it(tier: Far
                               daemon=True)
     reader.start()
     try:
+        assert follower.stderr is not None
+        header = follower.stderr.readline()  # written once it has chosen where to read
+        assert header.startswith(f"# attempt 1 of {invocation_id}"), header
+        assert chatty.get(invocation_id).status == InvocationStatus.PENDING
+        (tmp_path / "first").touch()
         seen = []
         while "line 2" not in seen:
             seen.append(lines.get(timeout=30))
@@ -93,7 +99,7 @@ def test_logs_follow_prints_lines_while_the_task_runs_and_ends_with_it(tier: Far
         rest = []
         while not lines.empty():
             rest.append(lines.get())
-        assert "last line" in rest
+        assert rest == ["waiting for the gate", "last line"]
         assert chatty.await_result(invocation_id, timeout=30) == 3
     finally:
         if follower.poll() is None:
@@ -102,4 +108,3 @@ def test_logs_follow_prints_lines_while_the_task_runs_and_ends_with_it(tier: Far
         for stream in (follower.stdout, follower.stderr):
             if stream is not None:
                 stream.close()
-
