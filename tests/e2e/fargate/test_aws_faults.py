@@ -63,7 +63,7 @@ def test_a_package_changed_in_the_bucket_is_refused(tier: FargateTier, tmp_path:
     with pytest.raises(InvocationFailedError) as failed:
         greet.await_result(invocation_id, timeout=60)
     assert failed.value.error_type == "PackageIntegrityError"
-    assert tier.manifest["package_sha256"] in failed.value.error_message
+    assert tier.manifest["package_sha256"] in (failed.value.error_message or "")
     final = greet.get(invocation_id)
     assert final.status == InvocationStatus.FAILED and len(final.attempts) == 1  # no retry can fix it
     [task] = tier.fargate.tasks_of(invocation_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import queue
 import threading
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -21,6 +22,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
 def printed(tier: FargateTier, invocation_id: str, line: str) -> bool:
     return any(line in out for task in tier.fargate.tasks_of(invocation_id) for out in task.output)
+
+
+def pump(stream: IO[str], lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line.rstrip("\n"))
 
 
 def test_a_nested_invocation_started_in_the_container_is_cancelled_with_its_parent(tier: FargateTier) -> None:
@@ -78,8 +84,7 @@ def test_logs_follow_prints_lines_while_the_task_runs_and_ends_with_it(tier: Far
     follower = tier.cli_process("logs", f"--invocation-id={invocation_id}", "--follow")
     lines: queue.Queue[str] = queue.Queue()
     assert follower.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(line.rstrip("\n")) for line in follower.stdout or []],
-                              daemon=True)
+    reader = threading.Thread(target=pump, args=(follower.stdout, lines), daemon=True)
     reader.start()
     try:
         assert follower.stderr is not None
