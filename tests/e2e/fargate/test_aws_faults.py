@@ -17,7 +17,7 @@ from tests.e2e.fargate.conftest import FargateTier
 from tests.e2e.local_fargate import FAIL_TO_START, SPOT_INTERRUPTION, Fault
 from tests.e2e.moto_stack import BUCKET
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
 def test_a_spot_interruption_is_run_again_without_counting(tier: FargateTier) -> None:
@@ -78,6 +78,6 @@ def test_max_concurrency_holds_across_two_workers(tier: FargateTier) -> None:
     invocation_ids = [limited.start(0.5) for _ in range(6)]
     assert [limited.await_result(i, timeout=80) for i in invocation_ids] == invocation_ids
     assert tier.fargate.peak_running == 2  # reached, never exceeded
-    by_worker = {t.worker for t in tier.fargate.tasks.values()}
-    assert by_worker == {"w1", "w2"}, "both workers must have run tasks"
+    by_worker = sorted(t.worker for t in tier.fargate.tasks.values())
+    assert set(by_worker) == {"w1", "w2"}, f"both workers must have run tasks: {by_worker}"
     assert len(tier.fargate.tasks) == 6

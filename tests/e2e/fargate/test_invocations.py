@@ -24,7 +24,7 @@ from tests.e2e.fargate.conftest import FargateTier
 from tests.e2e.local_fargate import LocalTask
 from tests.e2e.moto_stack import BUCKET, CLUSTER
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
 def only_task(tier: FargateTier, invocation_id: str) -> LocalTask:

@@ -17,7 +17,7 @@ from tests.conftest import wait_until
 from tests.e2e.fargate.conftest import FargateTier
 from tests.e2e.moto_stack import LOG_GROUP
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
 def printed(tier: FargateTier, invocation_id: str, line: str) -> bool:
