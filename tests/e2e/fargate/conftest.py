@@ -1,5 +1,5 @@
-"""The Fargate tier's set-up: the session's Temporal dev server, one moto server and stack per
-module (`tests/e2e/moto_stack.py`), and per test a task queue of its own served by real workers
+"""The Fargate tier's set-up: the session's Temporal dev server, one moto server and stack for the
+tier (`tests/e2e/moto_stack.py`), and per test a task queue of its own served by real workers
 (`temporal_workers.run_worker`, backend "fargate") running in this process, whose ECS seam is
 `LocalFargate`: each task is the function image's entrypoint run as a local process.
 
@@ -43,13 +43,15 @@ TIMINGS = Timings(describe_interval=0.2, progress_interval=0.2, tick=0.05,
                   launch_delays=(0.2, 0.5), visibility_grace=10.0, start_timeout=60.0)
 
 
-@pytest.fixture(scope="module")
+# One moto server and stack for the whole tier (its start costs seconds); every test has its own
+# task queue, project and package object in it.
+@pytest.fixture(scope="package")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with running_moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
         yield url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def stack(moto_url: str) -> Stack:
     return create_stack(moto_url)
 
