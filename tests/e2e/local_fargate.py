@@ -54,6 +54,7 @@ class Fault:
 
 @dataclass
 class LocalTask:
+    arn: str
     process: subprocess.Popen[bytes] | None  # None: it never started
     started_at: datetime
     environment: dict[str, str]
@@ -73,7 +74,6 @@ class LocalFargate(EcsApi):
         self.inner = inner
         self.root = root
         self.tasks: dict[str, LocalTask] = {}
-        self.environments: dict[str, dict[str, str]] = {}
         self.stops: list[str] = []
         self.faults: list[Fault] = []
         self.running = 0
@@ -132,10 +132,9 @@ class LocalFargate(EcsApi):
     def _start(self, task_arn: str, params: Mapping[str, Any], worker: str) -> None:
         env = self._environment(task_arn, params)
         with self._lock:
-            self.environments[task_arn] = env
             fault = self._take_fault(env.get("MULTINODE_FUNCTION", ""))
             if fault is not None and fault.stop_code == FAIL_TO_START:
-                self.tasks[task_arn] = LocalTask(None, datetime.now(UTC), env, worker,
+                self.tasks[task_arn] = LocalTask(task_arn, None, datetime.now(UTC), env, worker,
                                                  stop_code=FAIL_TO_START, ended=True)
                 return
             self._logs.create_log_stream(logGroupName=LOG_GROUP,
@@ -145,17 +144,17 @@ class LocalFargate(EcsApi):
                 env=env, cwd=env["HOME"], stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             )
-            task = LocalTask(process, datetime.now(UTC), env, worker)
+            task = LocalTask(task_arn, process, datetime.now(UTC), env, worker)
             self.tasks[task_arn] = task
             self.running += 1
             self.peak_running = max(self.peak_running, self.running)
-        task.reader = threading.Thread(target=self._capture, args=(task_arn, task, fault), daemon=True)
+        task.reader = threading.Thread(target=self._capture, args=(task, fault), daemon=True)
         task.reader.start()
 
-    def _capture(self, task_arn: str, task: LocalTask, fault: Fault | None) -> None:
+    def _capture(self, task: LocalTask, fault: Fault | None) -> None:
         """Ships each line to CloudWatch as it is written, as the awslogs driver does."""
         assert task.process is not None and task.process.stdout is not None
-        stream = stream_name(LOG_STREAM_PREFIX, task_arn)
+        stream = stream_name(LOG_STREAM_PREFIX, task.arn)
         for raw in task.process.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
             task.output.append(line)
@@ -228,9 +227,9 @@ class LocalFargate(EcsApi):
         task.killer = threading.Timer(STOP_TIMEOUT_SECONDS, task.process.kill)
         task.killer.start()
 
-    def wait_ended(self, task_arn: str) -> list[str]:
+    @staticmethod
+    def wait_ended(task: LocalTask) -> list[str]:
         """The task's whole output, once its process has ended and every line is shipped."""
-        task = self.tasks[task_arn]
         if task.process is not None:
             task.process.wait(timeout=30)
         if task.reader is not None:

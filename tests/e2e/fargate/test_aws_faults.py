@@ -67,7 +67,7 @@ def test_a_package_changed_in_the_bucket_is_refused(tier: FargateTier, tmp_path:
     final = greet.get(invocation_id)
     assert final.status == InvocationStatus.FAILED and len(final.attempts) == 1  # no retry can fix it
     [task] = tier.fargate.tasks_of(invocation_id)
-    output = tier.fargate.wait_ended(next(a for a, t in tier.fargate.tasks.items() if t is task))
+    output = tier.fargate.wait_ended(task)
     assert not any("impostor ran" in line for line in output)
     assert not (Path(task.environment["HOME"]) / ".multinode" / "code").exists()  # never unpacked
 

@@ -39,11 +39,6 @@ def wait_running(tier: FargateTier, invocation_id: str, line: str) -> LocalTask:
     return only_task(tier, invocation_id)
 
 
-def task_arn(tier: FargateTier, task: LocalTask) -> str:
-    [arn] = [arn for arn, t in tier.fargate.tasks.items() if t is task]
-    return arn
-
-
 def test_deploy_uploads_the_package_to_the_bucket_and_an_attempt_runs_from_it(tier: FargateTier) -> None:
     sha256 = tier.manifest["package_sha256"]
     key = f"store/packages/{sha256}.tar.gz"  # MULTINODE_PACKAGE_STORE=s3://<bucket>/store
@@ -106,9 +101,9 @@ def test_cancel_reaches_the_code_and_ends_in_stop_task(tier: FargateTier) -> Non
     assert final.status == InvocationStatus.CANCELLED and final.terminated
     assert tier.fargate.stops == ["multinode: cancel"]
     # moto recorded the StopTask call itself, not only the harness.
-    seen_by_moto = boto3.client("ecs").describe_tasks(cluster=CLUSTER, tasks=[task_arn(tier, task)])["tasks"]
+    seen_by_moto = boto3.client("ecs").describe_tasks(cluster=CLUSTER, tasks=[task.arn])["tasks"]
     assert [(t["lastStatus"], t.get("stoppedReason")) for t in seen_by_moto] == [("STOPPED", "multinode: cancel")]
-    assert "saw InvocationCancelledError" in tier.fargate.wait_ended(task_arn(tier, task))
+    assert "saw InvocationCancelledError" in tier.fargate.wait_ended(task)
 
 
 def test_a_timeout_stops_the_task(tier: FargateTier) -> None:
@@ -121,7 +116,7 @@ def test_a_timeout_stops_the_task(tier: FargateTier) -> None:
     assert [(a.number, a.outcome) for a in final.attempts] == [(1, "timed_out")]  # never retried
     assert tier.fargate.stops == ["multinode: timeout"]
     task = only_task(tier, invocation_id)
-    assert "saw InvocationTimedOutError" in tier.fargate.wait_ended(task_arn(tier, task))
+    assert "saw InvocationTimedOutError" in tier.fargate.wait_ended(task)
 
 
 def test_remove_stops_a_running_task_and_deletes_the_invocation(tier: FargateTier) -> None:

@@ -59,7 +59,7 @@ def test_logs_reads_each_attempts_cloudwatch_stream(tier: FargateTier) -> None:
     with pytest.raises(InvocationFailedError):
         explode.await_result(invocation_id, timeout=60)
     for task in tier.fargate.tasks_of(invocation_id):
-        tier.fargate.wait_ended(next(a for a, t in tier.fargate.tasks.items() if t is task))
+        tier.fargate.wait_ended(task)
 
     latest = tier.cli("logs", f"--invocation-id={invocation_id}")
     assert latest.returncode == 0, latest.stderr
