@@ -60,6 +60,7 @@ def _attempt_json(attempt: Attempt) -> dict[str, Any]:
         "started_at": iso_utc(attempt.started_at),
         "ended_at": iso_utc(attempt.ended_at),
         "exit_code": attempt.exit_code,
+        "logs_at": attempt.logs_at,
         "error": to_json(attempt.error),
     }
 

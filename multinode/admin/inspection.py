@@ -177,7 +177,8 @@ def describe_invocation(
         )
         running = None
         if progress is not None and progress.attempt_number not in {a.number for a in record.attempts}:
-            running = attempt_from_record(progress.attempt_number, progress.phase, progress.started_at, None)
+            running = attempt_from_record(progress.attempt_number, progress.phase, progress.started_at, None,
+                                          logs_at=progress.logs_at)
         return InvocationDescription(
             invocation=invocation_from_record(record, terminated),
             children=children,

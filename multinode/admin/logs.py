@@ -3,9 +3,11 @@ container is gone, and followable live until the attempt ends.
 
 Where logs live depends on the backend, so reading goes through a small seam: a `LogSource`
 per (invocation, attempt), found by the registered factories. The local backend writes
-`$MULTINODE_HOME/runs/<invocation_id>/attempt-<n>.log`; a Fargate reader (CloudWatch) plugs in
-with `register_log_source`. `read_logs` picks the attempt (asking the engine which ones ran) and
-its source.
+`$MULTINODE_HOME/runs/<invocation_id>/attempt-<n>.log` on the worker's machine and records that
+location with the attempt (`machine:path`): an attempt that ran on this machine is read from its
+file whatever the state folder, one that ran on another machine gets an error saying where its
+logs are. A Fargate reader (CloudWatch) plugs in with `register_log_source`. `read_logs` picks
+the attempt (asking the engine which ones ran) and its source.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from multinode._client import Client, default_client
 from multinode._invocation import check_owner
 from multinode.contract.connection import multinode_home
 from multinode.contract.ids import check_invocation_id
+from multinode.contract.log_location import machine_name, parse_log_location
 from multinode.errors import MultinodeError
 
 if TYPE_CHECKING:
@@ -116,9 +119,21 @@ def _fargate_factory(invocation_id: str, attempt: int) -> LogSource | None:
     return fargate_log_source(store, invocation_id, attempt)
 
 
-def find_log_source(invocation_id: str, attempt: int) -> LogSource:
-    """The first source that has logs for this attempt; else the local one (which a follower
-    waits on until the attempt writes its first line)."""
+def find_log_source(invocation_id: str, attempt: int, logs_at: str | None = None) -> LogSource:
+    """The source of this attempt's logs. With `logs_at` (the worker kept them on its machine):
+    that file, if the machine is this one, else a MultinodeError saying where they are. Without:
+    the first source that has logs for it; else the local one (which a follower waits on until
+    the attempt writes its first line)."""
+    if logs_at is not None:
+        machine, path = parse_log_location(logs_at)
+        if machine != machine_name():
+            raise MultinodeError(
+                f"attempt {attempt} of {invocation_id} ran on another machine, {machine!r}: its "
+                f"logs are there, in {path}. Read them on that machine (multinode logs works there "
+                f"too) or copy the file; this machine is {machine_name()!r} (MULTINODE_MACHINE_NAME "
+                "or the host name)"
+            )
+        return LocalLogSource(path)
     for factory in [*_factories, _fargate_factory]:
         source = factory(invocation_id, attempt)
         if source is not None and source.exists():
@@ -200,13 +215,15 @@ def read_logs(
         raise MultinodeError(f"attempt numbers start at 1 (got {attempt})")
     client = client or default_client()
 
-    async def state() -> tuple[InvocationRecord, bool, int | None]:
+    async def state() -> tuple[InvocationRecord, bool, int | None, str | None]:
         engine = await client.engine()
         record, terminated = await engine.get_invocation(invocation_id)
         progress = None if terminated else await engine.attempt_progress(invocation_id)
-        return record, terminated, progress.attempt_number if progress else None
+        if progress is None:
+            return record, terminated, None, None
+        return record, terminated, progress.attempt_number, progress.logs_at
 
-    record, terminated, running = client.run(state())
+    record, terminated, running, running_logs_at = client.run(state())
     check_owner(record, project_name, function_name)
     numbers = {a.number for a in record.attempts} | ({running} if running else set())
     latest = max(numbers) if numbers else None
@@ -223,7 +240,11 @@ def read_logs(
             f"{len(numbers)} attempt{'s' if len(numbers) != 1 else ''})"
         )
     number = attempt
-    source = find_log_source(invocation_id, number)
+    # Where the attempt's worker said it keeps the logs: the record of an attempt that ended (the
+    # last run of that number), else the running attempt's heartbeat.
+    recorded = [a.logs_at for a in record.attempts if a.number == number]
+    logs_at = recorded[-1] if recorded else running_logs_at if number == running else None
+    source = find_log_source(invocation_id, number, logs_at)
 
     def attempt_ended() -> bool:
         async def ended() -> bool:

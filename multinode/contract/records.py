@@ -112,6 +112,9 @@ class AttemptOutcome:
     children: list[str] = field(default_factory=list)
     # The worker gave the quota slot back the moment the container was gone.
     quota_released: bool = False
+    # `<machine>:<path>` of the attempt's log file, for backends that keep it on the worker's
+    # machine (contract/log_location.py); None elsewhere.
+    logs_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class AttemptProgress:
     started_at: float | None
     value: str | None = None
     has_value: bool = False
+    logs_at: str | None = None  # as in AttemptOutcome
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ class AttemptRecord:
     ended_at: float
     error: ErrorInfo | None = None
     exit_code: int | None = None
+    logs_at: str | None = None  # as in AttemptOutcome
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from multinode.errors import InvalidOptionError, PackageIntegrityError, PackageNotFoundError
 from multinode.storage.package import sha256_hex
@@ -57,11 +57,15 @@ class S3PackageStore:
         bucket, key = parse_s3_uri(uri)
         try:
             response = self._client.get_object(Bucket=bucket, Key=key)
+            return response["Body"].read()
         except ClientError as error:
-            if is_missing(error):
+            if is_missing(error) or error.response.get("Error", {}).get("Code", "") == "NoSuchBucket":
                 raise PackageNotFoundError(f"no package is stored at {uri}") from None
-            raise
-        return response["Body"].read()
+            raise OSError(f"could not read {uri}: {error}") from error
+        except BotoCoreError as error:
+            # Unreachable endpoint, missing credentials...: a worker retries (OSError), and
+            # the caller's message names the store.
+            raise OSError(f"could not read {uri}: {error}") from error
 
     def _exists(self, key: str) -> bool:
         try:

@@ -3,7 +3,9 @@ lease, unless the invocation already holds one from the semaphore), hands the at
 container backend, bridges the backend to the engine (heartbeats, cancellation, the RUNNING
 notice) and gives the slot back the moment the container is gone. When the worker stops, attempts
 still running after its grace period (or at once, on a second signal) are handed back: they fail
-with a retryable InfrastructureError, which the engine retries elsewhere without counting it."""
+with a retryable InfrastructureError, which the engine retries elsewhere without counting it. A
+version that cannot be prepared (its package missing or corrupt, its requirements failing to
+install) fails with a non-retryable error of that type: the invocation fails at once."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from multinode.contract import names as _names
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
+from multinode.runtime.preparation import PERMANENT_ERRORS
 from temporal_workers.backends import ContainerBackend, InfrastructureError
 from temporal_workers.metrics import HANDED_BACK, NO_METRICS, WorkerMetrics
 from temporal_workers.quota.lease_book import Admission
@@ -43,6 +46,12 @@ def _handed_back(reason: str) -> ApplicationError:
         type="InfrastructureError",
         category=ApplicationErrorCategory.BENIGN,
     )
+
+
+def _cannot_run(exc: Exception) -> ApplicationError:
+    # Non-retryable: the engine does not run the activity again, and the invocation workflow
+    # fails the invocation with this error's type (a name from multinode.errors) at once.
+    return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True)
 
 
 class _ActivitySession:
@@ -155,6 +164,10 @@ class AttemptActivities:
         try:
             outcome = await self._backend.run_attempt(request, session)
             ended = outcome.outcome
+        except PERMANENT_ERRORS as exc:
+            ended = Outcome.FAILED
+            log.warning("%s attempt %d cannot run: %s", invocation.invocation_id, request.attempt_number, exc)
+            raise _cannot_run(exc) from None
         except InfrastructureError as exc:
             if self.stopping:
                 raise _handed_back(str(exc)) from None

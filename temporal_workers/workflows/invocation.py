@@ -5,7 +5,9 @@ values pass through it as opaque jsonpickle text and are never decoded here.
 
 Retries have two layers. The activity's Temporal retry policy absorbs engine faults (a lost
 task, a dead worker, a launch failure) without counting them; the loop below counts only
-failures of the function itself against `max_retries`.
+failures of the function itself against `max_retries`. An attempt that no retry can help (the
+activity failed non-retryable: the version's package is missing or corrupt, its requirements do
+not install) fails the invocation at once, whatever `max_retries` allows.
 
 The workflow closes with the Temporal status that matches the invocation's: SUCCEEDED completes
 with the record as its result; FAILED and TIMED_OUT fail with an `ApplicationError` naming the
@@ -62,6 +64,9 @@ HEARTBEAT_TIMEOUT_SECONDS = 5.0
 # Histories recorded before this patch close every invocation "Completed" with the record as the
 # result; from it on, an invocation that did not succeed closes Failed or Canceled.
 CLOSE_STATUS_PATCH = "close-with-matching-status"
+# From this patch on, a non-retryable failure of the attempt activity (a version that cannot be
+# prepared) ends the invocation FAILED at once instead of counting as one failed attempt.
+CANNOT_RUN_PATCH = "fail-at-once-when-the-attempt-cannot-run"
 # Values in the current details are cut to this (the Web UI shows them on the invocation's page).
 DETAILS_VALUE_MAX_CHARS = 300
 TIMED_OUT_ERROR_TYPE = "InvocationTimedOutError"
@@ -99,6 +104,7 @@ class InvocationWorkflow:
         self._children: list[str] = []
         self._engine_cancel = False  # the engine was asked to cancel the workflow itself
         self._closes_with_status = False  # CLOSE_STATUS_PATCH applies to this ending
+        self._cannot_run = False  # an attempt failed in a way no retry can help (CANNOT_RUN_PATCH)
 
     @workflow.run
     async def run(self, invocation: InvocationInput) -> InvocationRecord:
@@ -178,6 +184,7 @@ class InvocationWorkflow:
                     ended_at=outcome.ended_at,
                     error=outcome.error,
                     exit_code=outcome.exit_code,
+                    logs_at=outcome.logs_at,
                 )
             )
             self._record.result, self._record.has_result = outcome.value, outcome.has_value
@@ -192,7 +199,7 @@ class InvocationWorkflow:
             if outcome.outcome == Outcome.TIMED_OUT:
                 return self._finish(TIMED_OUT)
             self._record.num_failed_attempts += 1
-            if self._record.num_failed_attempts > options.max_retries or self._cancel_requested:
+            if self._record.num_failed_attempts > options.max_retries or self._cancel_requested or self._cannot_run:
                 return self._finish(FAILED if not self._cancel_requested else CANCELLED)
             self._set_status(PENDING)  # waiting for the next attempt's slot
 
@@ -267,6 +274,10 @@ class InvocationWorkflow:
                 # Cancelled before any worker started it: no container ever ran.
                 return AttemptOutcome(Outcome.CANCELLED, None, None, None, now)
             cause = err.cause or err
+            if isinstance(cause, ApplicationError) and cause.non_retryable and workflow.patched(CANNOT_RUN_PATCH):
+                self._cannot_run = True
+                error = ErrorInfo(type=cause.type or "ApplicationError", message=cause.message)
+                return AttemptOutcome(Outcome.FAILED, None, error, None, now)
             error = ErrorInfo(
                 type="InfrastructureError",
                 message=f"the attempt could not be run by the engine: {cause}",
@@ -377,7 +388,7 @@ def _without_traceback(attempt: AttemptRecord) -> AttemptRecord:
         return attempt
     return AttemptRecord(
         number=attempt.number, outcome=attempt.outcome, started_at=attempt.started_at,
-        ended_at=attempt.ended_at, exit_code=attempt.exit_code,
+        ended_at=attempt.ended_at, exit_code=attempt.exit_code, logs_at=attempt.logs_at,
         error=ErrorInfo(type=attempt.error.type, message=attempt.error.message),
     )
 

@@ -1,6 +1,6 @@
 """The environment a worker prepares at run time: its preparation never counts against the
 timeout, and an install that fails there, or a package missing from the store, fails the
-invocation with the reason.
+invocation at once (one attempt, whatever max_retries allows) with the reason.
 
 Each test runs a worker of its own, on its own task queue, with its own MULTINODE_HOME: its
 environment cache is empty, so it builds the version's environment when the attempt arrives
@@ -34,6 +34,12 @@ mn = Multinode()
 def quick(seconds):
     import six
     time.sleep(seconds)
+    return six.__version__
+
+
+@mn.function(max_retries=3)
+def retried():
+    import six
     return six.__version__
 """
 
@@ -83,15 +89,19 @@ def test_a_requirements_install_failing_at_run_time_fails_the_invocation(
     manifest = deploy_tasks(TASKS, **{"requirements.txt": "six==1.16.0\n"})
     # Offline, with an empty cache: the worker cannot install what the deploy could.
     home = own_worker(UV_OFFLINE="1", UV_CACHE_DIR=str(tmp_path / "empty-uv-cache"))
-    quick = private_queue.function(manifest.project_name, "quick")
-    invocation_id = quick.start(0)
+    retried = private_queue.function(manifest.project_name, "retried")
+    invocation_id = retried.start()
     with pytest.raises(errors.InvocationFailedError) as caught:
-        quick.await_result(invocation_id, timeout=120)
+        retried.await_result(invocation_id, timeout=120)
     assert caught.value.error_type == "RequirementsInstallError"
     assert "could not install the requirements" in (caught.value.error_message or "")
     assert "six" in (caught.value.error_message or "")
-    final = quick.get(invocation_id)
+    final = retried.get(invocation_id)
     assert final.status == InvocationStatus.FAILED and final.terminated
+    # No retry can install it: one attempt, though max_retries=3 allows four.
+    assert [(a.started_at, a.error.type if a.error else None) for a in final.attempts] == [
+        (None, "RequirementsInstallError")]
+    assert final.num_failed_attempts == 1
     assert not any((home / "envs").glob("*/bin/python")), os.listdir(home / "envs")
 
 
@@ -114,7 +124,6 @@ def test_a_package_missing_at_run_time_fails_the_invocation_with_the_reason(
     assert f"no package is stored at {manifest.package.uri}" in (caught.value.error_message or "")
     final = answer.get(invocation_id)
     assert final.status == InvocationStatus.FAILED and final.terminated
-    # Each attempt fails at once, before any process starts; at most max_retries + 1 of them.
-    assert 1 <= len(final.attempts) <= 3
-    assert all(a.started_at is None and a.error is not None and a.error.type == "PackageNotFoundError"
-               for a in final.attempts)
+    # It fails at once, before any process starts: one attempt, though max_retries=2 allows three.
+    assert [(a.started_at, a.error.type if a.error else None) for a in final.attempts] == [
+        (None, "PackageNotFoundError")]

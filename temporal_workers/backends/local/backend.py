@@ -12,6 +12,7 @@ server, or a spawn); `supervisor` watches each attempt's process and classifies 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from multinode.contract.connection import connection_environment
+from multinode.contract.log_location import log_location
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
 from multinode.runtime import runner as _runner
-from multinode.runtime.preparation import PERMANENT_ERRORS, PreparedVersion, prepare_version
+from multinode.runtime.preparation import PreparedVersion, prepare_version
 from temporal_workers.backends import (
     AttemptSession,
     ContainerBackend,
@@ -35,11 +37,29 @@ from temporal_workers.backends.local.forkserver import ForkServers
 from temporal_workers.backends.local.process import AttemptProcess, base_environment, kill_tree
 from temporal_workers.backends.local.standby import Standby, StandbyKey, StandbyPool
 from temporal_workers.backends.local.supervisor import AttemptSupervisor
-from temporal_workers.backends.outcome import attempt_outcome, not_started
+from temporal_workers.backends.outcome import attempt_outcome
 from temporal_workers.metrics import NO_METRICS, WorkerMetrics
 from temporal_workers.settings import WorkerSettings
 
 log = logging.getLogger("multinode.worker")
+
+
+class _LocatedSession:
+    """The attempt's session, its heartbeats telling where the attempt's log file is (so
+    `multinode logs --follow` on another machine can say where to look while it runs)."""
+
+    def __init__(self, session: AttemptSession, logs_at: str) -> None:
+        self._session = session
+        self._logs_at = logs_at
+
+    def heartbeat(self, progress: AttemptProgress) -> None:
+        self._session.heartbeat(dataclasses.replace(progress, logs_at=self._logs_at))
+
+    async def notify_started(self, started_at: float) -> None:
+        await self._session.notify_started(started_at)
+
+    def interruption(self) -> str:
+        return self._session.interruption()
 
 
 class LocalBackend(ContainerBackend):
@@ -52,7 +72,7 @@ class LocalBackend(ContainerBackend):
         self._metrics = metrics
         self._limiter = limiter or CgroupLimiter()
         self._prepared: dict[tuple[str, str | None], PreparedVersion] = {}
-        self._prepare_locks: dict[tuple[str, str | None], asyncio.Lock] = {}
+        self._preparing: dict[tuple[str, str | None], asyncio.Future[PreparedVersion]] = {}
         self._running: set[AttemptProcess] = set()
         self._background: set[asyncio.Future[None]] = set()
         self._forks = (
@@ -73,31 +93,38 @@ class LocalBackend(ContainerBackend):
         )
 
     async def _prepare(self, request: AttemptRequest, session: AttemptSession) -> PreparedVersion:
+        """The version prepared once per worker: attempts that arrive while it is being prepared
+        wait for the same preparation. Every waiter heartbeats meanwhile: a fetch from a remote
+        store or a venv build can outlast the heartbeat timeout, and an attempt gone quiet would
+        be run again elsewhere while this one goes on."""
         invocation = request.invocation
         key = (invocation.package.sha256, invocation.requirements_sha256)
         if key in self._prepared:
             return self._prepared[key]
-        lock = self._prepare_locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            if key not in self._prepared:
-                task = asyncio.ensure_future(asyncio.to_thread(self._prepare_sync, request))
-                while not task.done():  # a venv build can take a while: stay alive meanwhile
-                    session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None))
-                    await asyncio.wait([task], timeout=1.0)
-                self._prepared[key] = task.result()
+        preparing = self._preparing.get(key)
+        if preparing is None:
+            preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare_sync, request))
+            self._preparing[key] = preparing
+            # A failed preparation is tried again by the next attempt that needs it.
+            preparing.add_done_callback(lambda _: self._preparing.pop(key, None))
+        while not preparing.done():
+            session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None))
+            # Not cancelled with this waiter: the others (and the cache) still want it.
+            await asyncio.wait([preparing], timeout=1.0)
+        self._prepared[key] = preparing.result()
         return self._prepared[key]
 
     # ----- one attempt --------------------------------------------------------------------
 
     async def run_attempt(self, request: AttemptRequest, session: AttemptSession) -> AttemptOutcome:
+        """Raises one of `PERMANENT_ERRORS` when the version cannot be prepared: the activity
+        fails the invocation with it, without another attempt."""
         try:
             version = await self._prepare(request, session)
         except asyncio.CancelledError:
             if session.interruption() == "cancel":
                 return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
             raise
-        except PERMANENT_ERRORS as exc:
-            return not_started(exc)
         except OSError as exc:
             raise InfrastructureError(f"preparing the attempt failed: {exc}") from exc
         return await self._launch_and_supervise(request, session, version.code_dir, version.python)
@@ -161,10 +188,11 @@ class LocalBackend(ContainerBackend):
             os.close(write_fd)
         started_at = time.time()
         self._running.add(proc)
-        supervisor = AttemptSupervisor(request, session, proc, cgroup, started_at,
+        logs_at = log_location(log_path)
+        supervisor = AttemptSupervisor(request, _LocatedSession(session, logs_at), proc, cgroup, started_at,
                                        self._settings.grace_period_seconds, self._in_background)
         try:
-            return await supervisor.run(read_fd)
+            return dataclasses.replace(await supervisor.run(read_fd), logs_at=logs_at)
         finally:
             self._running.discard(proc)
 
