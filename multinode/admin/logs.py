@@ -263,7 +263,7 @@ def read_logs(
             )
         chunks = source.chunks(follow=False, attempt_ended=lambda: True)
     else:
-        if not source.exists():
+        if logs_at is None and not source.exists():  # not known yet: a task not yet launched
             source = LateLogSource(invocation_id, number)
         chunks = source.chunks(follow=True, attempt_ended=throttled(attempt_ended, FOLLOW_CHECK_SECONDS))
     return LogStream(invocation_id, number, source.description, chunks)
