@@ -136,7 +136,11 @@ def client_metrics(client: Client) -> WorkerMetrics:
     return WorkerMetrics(runtime.metric_meter)
 
 
-async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    settings: WorkerSettings, stop: asyncio.Event | None = None, backend: ContainerBackend | None = None
+) -> None:
+    """Runs until `stop` is set or a signal arrives. `backend` (made from `settings` when not
+    given) lets a test hand in a backend whose ECS seam it plays."""
     if settings.metrics_address:
         # Every client made from here on reports through it: the worker's, and with it the SDK's
         # own worker metrics.
@@ -148,7 +152,7 @@ async def run_worker(settings: WorkerSettings, stop: asyncio.Event | None = None
     except Exception as exc:  # e.g. no operator permission on a hosted namespace
         log.warning("could not check the search attributes (%s); register them as the README says", exc)
     metrics = client_metrics(client)
-    backend = make_backend(settings, metrics)
+    backend = backend or make_backend(settings, metrics)
     leases = new_leases(client, settings)
     attempts = AttemptActivities(client, backend, leases, metrics)
     worker = build_worker(client, settings, backend, leases, attempts, metrics)

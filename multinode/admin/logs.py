@@ -148,6 +148,30 @@ def find_log_source(invocation_id: str, attempt: int, logs_at: str | None = None
     return local
 
 
+class LateLogSource:
+    """The logs of an attempt followed before it wrote anything, whose place may not be known
+    yet (a Fargate task's stream is found through the task the worker records once RunTask has
+    answered): each look asks the factories again, until one has the logs or the attempt ends."""
+
+    def __init__(self, invocation_id: str, attempt: int, poll_seconds: float = POLL_SECONDS) -> None:
+        self._invocation_id = invocation_id
+        self._attempt = attempt
+        self._poll_seconds = poll_seconds
+        self.description = "where the attempt writes once it runs"
+
+    def exists(self) -> bool:
+        return find_log_source(self._invocation_id, self._attempt).exists()
+
+    def chunks(self, *, follow: bool, attempt_ended: Callable[[], bool]) -> Iterator[str]:
+        while True:
+            ended = not follow or attempt_ended()
+            source = find_log_source(self._invocation_id, self._attempt)
+            if ended or source.exists():
+                yield from source.chunks(follow=not ended, attempt_ended=attempt_ended)
+                return
+            time.sleep(self._poll_seconds)
+
+
 def iter_lines(chunks: Iterable[str]) -> Iterator[str]:
     """Whole lines (without their newline) from text chunks; a last unterminated line too."""
     pending = ""
@@ -244,5 +268,7 @@ def read_logs(
             )
         chunks = source.chunks(follow=False, attempt_ended=lambda: True)
     else:
+        if logs_at is None and not source.exists():  # not known yet: a task not yet launched
+            source = LateLogSource(invocation_id, number)
         chunks = source.chunks(follow=True, attempt_ended=throttled(attempt_ended, FOLLOW_CHECK_SECONDS))
     return LogStream(invocation_id, number, source.description, chunks)

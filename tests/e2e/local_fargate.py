@@ -1,8 +1,13 @@
-"""Fargate, played by local processes: when the backend runs a task, `LocalFargate` starts the
+"""Fargate, played by local processes: when a backend runs a task, `LocalFargate` starts the
 function image's entrypoint (`python -m multinode.runtime.fargate_container`) with the environment
 the task definition and the overrides give it; StopTask becomes SIGTERM, then SIGKILL after the
 stop timeout; describe_tasks reports the process's real state and exit code. moto still validates
-and records every ECS call."""
+and records every ECS call.
+
+Like the awslogs driver, each task's output goes to CloudWatch Logs line by line while it runs.
+One `LocalFargate` is the region's Fargate: several workers may share it (`seam(worker)` is the
+ECS client of one), and it counts the tasks running at once. `plan` makes AWS misbehave for the
+next task of a function: a task that fails to start, or a Spot interruption once it runs."""
 
 from __future__ import annotations
 
@@ -28,15 +33,38 @@ from tests.e2e.moto_stack import LOG_GROUP, REGION
 # Fargate's is 120 s; the container's own grace (2 s in the harness's tests) must end well inside it.
 STOP_TIMEOUT_SECONDS = 15.0
 
+# What AWS says when it ends a task by itself (the stop codes of ECS's task state changes).
+FAIL_TO_START = "TaskFailedToStart"
+SPOT_INTERRUPTION = "SpotInterruption"
+_AWS_REASONS = {
+    FAIL_TO_START: "CannotPullContainerError: pull image manifest has been retried 5 time(s)",
+    SPOT_INTERRUPTION: "Your Spot Task was interrupted.",
+}
+
+
+@dataclass
+class Fault:
+    """AWS's misbehaviour for the next task of `function`: FAIL_TO_START (no container ever
+    runs), or SPOT_INTERRUPTION once the task has printed `after_line`."""
+
+    function: str
+    stop_code: str
+    after_line: str = ""
+
 
 @dataclass
 class LocalTask:
-    process: subprocess.Popen[bytes]
+    arn: str
+    process: subprocess.Popen[bytes] | None  # None: it never started
     started_at: datetime
+    environment: dict[str, str]
+    worker: str
     output: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
     stop_reason: str | None = None
+    stop_code: str | None = None
     killer: threading.Timer | None = None
+    ended: bool = False
 
 
 class LocalFargate(EcsApi):
@@ -46,13 +74,34 @@ class LocalFargate(EcsApi):
         self.inner = inner
         self.root = root
         self.tasks: dict[str, LocalTask] = {}
-        self.environments: dict[str, dict[str, str]] = {}
         self.stops: list[str] = []
+        self.faults: list[Fault] = []
+        self.running = 0
+        self.peak_running = 0
+        self._lock = threading.RLock()
+        self._logs = boto3.client("logs")
 
-    def run_task(self, params: Mapping[str, Any]) -> dict[str, Any]:
+    # ----- the harness's own controls -----------------------------------------------------
+
+    def seam(self, worker: str) -> EcsApi:
+        """The ECS client one worker uses: its tasks are recorded as that worker's."""
+        return _WorkerSeam(self, worker)
+
+    def plan(self, fault: Fault) -> None:
+        with self._lock:
+            self.faults.append(fault)
+
+    def tasks_of(self, invocation_id: str) -> list[LocalTask]:
+        with self._lock:
+            return [t for t in self.tasks.values()
+                    if t.environment.get("MULTINODE_INVOCATION_ID") == invocation_id]
+
+    # ----- the ECS seam -------------------------------------------------------------------
+
+    def run_task(self, params: Mapping[str, Any], worker: str = "worker") -> dict[str, Any]:
         response = self.inner.run_task(params)
         for task in response.get("tasks", []):
-            self._start(task["taskArn"], params)
+            self._start(task["taskArn"], params, worker)
         return response
 
     def _environment(self, task_arn: str, params: Mapping[str, Any]) -> dict[str, str]:
@@ -73,40 +122,94 @@ class LocalFargate(EcsApi):
         env.update({e["name"]: e["value"] for e in override.get("environment", [])})
         return env
 
-    def _start(self, task_arn: str, params: Mapping[str, Any]) -> None:
-        env = self._environment(task_arn, params)
-        self.environments[task_arn] = env
-        process = subprocess.Popen(
-            [sys.executable, "-m", "multinode.runtime.fargate_container"],
-            env=env, cwd=env["HOME"], stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        task = LocalTask(process, datetime.now(UTC))
-        task.reader = threading.Thread(target=self._capture, args=(task,), daemon=True)
-        task.reader.start()
-        self.tasks[task_arn] = task
+    def _take_fault(self, function: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.function == function:
+                self.faults.remove(fault)
+                return fault
+        return None
 
-    @staticmethod
-    def _capture(task: LocalTask) -> None:
-        assert task.process.stdout is not None
-        for line in task.process.stdout:
-            task.output.append(line.decode(errors="replace").rstrip("\n"))
+    def _start(self, task_arn: str, params: Mapping[str, Any], worker: str) -> None:
+        env = self._environment(task_arn, params)
+        with self._lock:
+            fault = self._take_fault(env.get("MULTINODE_FUNCTION", ""))
+            if fault is not None and fault.stop_code == FAIL_TO_START:
+                self.tasks[task_arn] = LocalTask(task_arn, None, datetime.now(UTC), env, worker,
+                                                 stop_code=FAIL_TO_START, ended=True)
+                return
+            self._logs.create_log_stream(logGroupName=LOG_GROUP,
+                                         logStreamName=stream_name(LOG_STREAM_PREFIX, task_arn))
+            process = subprocess.Popen(
+                [sys.executable, "-m", "multinode.runtime.fargate_container"],
+                env=env, cwd=env["HOME"], stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )
+            task = LocalTask(task_arn, process, datetime.now(UTC), env, worker)
+            self.tasks[task_arn] = task
+            self.running += 1
+            self.peak_running = max(self.peak_running, self.running)
+        task.reader = threading.Thread(target=self._capture, args=(task, fault), daemon=True)
+        task.reader.start()
+
+    def _capture(self, task: LocalTask, fault: Fault | None) -> None:
+        """Ships each line to CloudWatch as it is written, as the awslogs driver does."""
+        assert task.process is not None and task.process.stdout is not None
+        stream = stream_name(LOG_STREAM_PREFIX, task.arn)
+        for raw in task.process.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            task.output.append(line)
+            if line:
+                self._logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=[
+                    {"timestamp": int(time.time() * 1000), "message": line}])
+            if fault is not None and fault.after_line in line:
+                self._interrupt(task, fault.stop_code)
+                fault = None
+        task.process.wait()
+        self._ended(task)
+
+    def _ended(self, task: LocalTask) -> None:
+        with self._lock:
+            if not task.ended:
+                task.ended = True
+                self.running -= 1
+
+    def _interrupt(self, task: LocalTask, stop_code: str) -> None:
+        """AWS stops the task: SIGTERM, then SIGKILL after the stop timeout."""
+        assert task.process is not None
+        with self._lock:
+            if task.stop_code is not None or task.stop_reason is not None:
+                return
+            task.stop_code = stop_code
+        task.process.send_signal(signal.SIGTERM)
+        task.killer = threading.Timer(STOP_TIMEOUT_SECONDS, task.process.kill)
+        task.killer.start()
 
     def describe_task(self, cluster: str, task_arn: str) -> dict[str, Any] | None:
         task = self.tasks.get(task_arn)
         if task is None:
             return self.inner.describe_task(cluster, task_arn)
+        if task.process is None:
+            return {"taskArn": task_arn, "lastStatus": "STOPPED", "stopCode": task.stop_code,
+                    "stoppedReason": _AWS_REASONS[FAIL_TO_START],
+                    "containers": [{"name": "function", "lastStatus": "STOPPED"}]}
         code = task.process.poll()
         if code is None:
-            status = "RUNNING" if task.stop_reason is None else "DEACTIVATING"
-            return {"taskArn": task_arn, "lastStatus": status, "startedAt": task.started_at,
+            stopping = task.stop_reason is not None or task.stop_code is not None
+            return {"taskArn": task_arn, "lastStatus": "DEACTIVATING" if stopping else "RUNNING",
+                    "startedAt": task.started_at,
                     "containers": [{"name": "function", "lastStatus": "RUNNING"}]}
+        self._ended(task)  # before the worker learns it: its quota slot is free only after this
         if task.killer is not None:
             task.killer.cancel()
+        if task.stop_code is not None:
+            stop_code, reason = task.stop_code, _AWS_REASONS[task.stop_code]
+        elif task.stop_reason is not None:
+            stop_code, reason = "UserInitiated", task.stop_reason
+        else:
+            stop_code, reason = "EssentialContainerExited", "Essential container in task exited"
         return {
             "taskArn": task_arn, "lastStatus": "STOPPED", "startedAt": task.started_at,
-            "stopCode": "UserInitiated" if task.stop_reason else "EssentialContainerExited",
-            "stoppedReason": task.stop_reason or "Essential container in task exited",
+            "stopCode": stop_code, "stoppedReason": reason,
             # Docker reports death by signal N as 128 + N.
             "containers": [{"name": "function", "lastStatus": "STOPPED",
                             "exitCode": code if code >= 0 else 128 - code}],
@@ -114,34 +217,46 @@ class LocalFargate(EcsApi):
 
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         self.inner.stop_task(cluster, task_arn, reason)
-        self.stops.append(reason)
-        task = self.tasks[task_arn]
-        if task.stop_reason is not None or task.process.poll() is not None:
-            return
-        task.stop_reason = reason
+        with self._lock:
+            self.stops.append(reason)
+            task = self.tasks[task_arn]
+            if task.stop_reason is not None or task.process is None or task.process.poll() is not None:
+                return
+            task.stop_reason = reason
         task.process.send_signal(signal.SIGTERM)
         task.killer = threading.Timer(STOP_TIMEOUT_SECONDS, task.process.kill)
         task.killer.start()
 
-    def ship_logs(self, task_arn: str) -> None:
-        """Put the task's output where the awslogs driver would: group, prefix/function/id."""
-        task = self.tasks[task_arn]
-        task.process.wait(timeout=30)
-        assert task.reader is not None
-        task.reader.join(timeout=10)
-        logs = boto3.client("logs")
-        stream = stream_name(LOG_STREAM_PREFIX, task_arn)
-        logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
-        now = int(time.time() * 1000)
-        events = [{"timestamp": now, "message": line} for line in task.output if line]
-        if events:
-            logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=events)
+    @staticmethod
+    def wait_ended(task: LocalTask) -> list[str]:
+        """The task's whole output, once its process has ended and every line is shipped."""
+        if task.process is not None:
+            task.process.wait(timeout=30)
+        if task.reader is not None:
+            task.reader.join(timeout=10)
+        return task.output
 
     def close(self) -> None:
-        for task in self.tasks.values():
-            if task.process.poll() is None:
+        for task in list(self.tasks.values()):
+            if task.process is not None and task.process.poll() is None:
                 task.process.kill()
                 task.process.wait(timeout=10)
             if task.killer is not None:
                 task.killer.cancel()
+            if task.reader is not None:
+                task.reader.join(timeout=10)
 
+
+class _WorkerSeam(EcsApi):
+    def __init__(self, fargate: LocalFargate, worker: str) -> None:
+        self.fargate = fargate
+        self.worker = worker
+
+    def run_task(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return self.fargate.run_task(params, self.worker)
+
+    def describe_task(self, cluster: str, task_arn: str) -> dict[str, Any] | None:
+        return self.fargate.describe_task(cluster, task_arn)
+
+    def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
+        self.fargate.stop_task(cluster, task_arn, reason)
