@@ -99,6 +99,11 @@ def to_json(value: Any) -> Any:
             "package_sha256": value.package.sha256,
             "requirements_sha256": value.requirements_sha256,
             "functions": [to_json(spec) for spec in value.functions],
+            "services": [
+                {"name": spec.name, "kind": spec.kind, "port": spec.port, "cpu": spec.cpu,
+                 "memory": spec.memory, "memory_mib": spec.memory_mib}
+                for spec in value.services
+            ],
         }
     if isinstance(value, FunctionSpec):
         return {"name": value.name, "is_generator": value.is_generator, "kind": value.function_kind.value,
@@ -149,7 +154,14 @@ def functions_table(manifest: VersionManifest) -> None:
         o = spec.options
         rows.append((spec.name, spec.function_kind.value, f"{o.cpu:g}",
                      o.memory, f"{o.timeout_seconds:g} s", str(o.max_concurrency), str(o.max_retries)))
-    table(rows)
+    if len(rows) > 1:
+        table(rows)
+    if manifest.services:
+        services: list[tuple[str, ...]] = [("SERVICE", "KIND", "PORT", "CPU", "MEMORY")]
+        for service in manifest.services:
+            services.append((service.name, service.kind, str(service.port), f"{service.cpu:g}",
+                             service.memory))
+        table(services)
 
 
 def plural(items: Any) -> str:
