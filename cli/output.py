@@ -17,6 +17,7 @@ from multinode.admin import (
     InvocationDescription,
     ProjectDescription,
     ProjectListing,
+    ServiceDescription,
     VersionManifest,
 )
 
@@ -167,3 +168,28 @@ def functions_table(manifest: VersionManifest) -> None:
 def plural(items: Any) -> str:
     """"s" unless there is exactly one of `items`."""
     return "" if len(items) == 1 else "s"
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def services_table(services: list[ServiceDescription]) -> None:
+    """Each service's state; the reason of a FAILED or UNHEALTHY one below the table."""
+    if not services:
+        return
+    click.echo("")
+    click.echo("services:")
+    rows: list[tuple[str, ...]] = [("SERVICE", "STATUS", "VERSION", "ADDRESS", "RESTARTS", "UPTIME", "LAST EXIT",
+                                    "LAST START (UTC)")]
+    for s in services:
+        rows.append((s.service_name, s.status.value, s.version_id or "-", s.address or f"port {s.port}",
+                     str(s.restarts), _uptime(s.uptime_seconds), s.last_exit or "-", format_utc(s.last_started_at)))
+    table(rows)
+    for s in services:
+        if s.reason:
+            click.echo(f"{s.service_name} is {s.status.value}: {s.reason}")

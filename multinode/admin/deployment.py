@@ -105,8 +105,9 @@ def deploy(
     async def register() -> VersionManifest:
         engine = await client.engine()
         exists = True
+        previous: VersionManifest | None = None
         try:
-            await engine.latest_version(project_name)
+            previous = await engine.latest_version(project_name)
         except ProjectDoesNotExistError:
             exists = False
         if exists and not mode.upgrade:
@@ -129,6 +130,8 @@ def deploy(
             await engine.add_version(stored)
         else:
             await engine.create_project(stored)
+        # Each service's control loop replaces its running process with this version's.
+        await engine.services.deploy(stored, previous)
         return stored
 
     return client.run(register())

@@ -10,9 +10,14 @@ its activity's input and result.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from multinode.contract.records import PackageRef
 from multinode.contract.services import ServiceSpec, ServiceStatus
+
+# The error type of a run on a backend that cannot run services: the service is FAILED with its
+# message, never retried.
+SERVICE_UNSUPPORTED_ERROR = "ServiceUnsupported"
 
 
 @dataclass(frozen=True)
@@ -124,3 +129,8 @@ def describe_exit(exit_code: int | None) -> str:
             name = "unknown"
         return f"signal {-exit_code} ({name})"
     return f"exit code {exit_code}"
+
+
+def service_log_path(home: Path, project_name: str, service_name: str) -> Path:
+    """Where the local backend appends a service's output (every run, each after a header line)."""
+    return home / "services" / project_name / f"{service_name}.log"
