@@ -1,0 +1,158 @@
+"""Services through the real dev server and worker: examples/job_service deployed, talked to over
+HTTP (a job started, its progress read, a lock conflict, a cancel), its process killed and
+restarted, upgraded, undeployed; a port already taken; a worker restart."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from multinode import admin
+from multinode.admin import ServiceDescription, ServiceStatus
+from tests.conftest import REPO, ControlPlane, PrivateQueue, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+EXAMPLE = REPO / "examples" / "job_service" / "tasks"
+START_SECONDS = 120.0  # the first deploy builds the example's environment (fastapi, uvicorn)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def service_folder(destination: Path, port: int, marker: str = "") -> Path:
+    """The example with its port moved to `port` (and a marker making a new package)."""
+    shutil.copytree(EXAMPLE, destination)
+    main = destination / "main.py"
+    main.write_text(main.read_text().replace("PORT = 8080", f"PORT = {port}") + f"\n# {marker}\n")
+    return destination
+
+
+def the_service(project_name: str, client: object = None) -> ServiceDescription:
+    [service] = admin.describe_services(project_name, client=client)  # type: ignore[arg-type]
+    return service
+
+
+def closed(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture
+def undeployed(project_name: str) -> Iterator[list[admin.UndeployResult]]:
+    """Undeploys the test's project at the end if the test did not."""
+    results: list[admin.UndeployResult] = []
+    yield results
+    if not results:
+        try:
+            admin.undeploy(project_name, wait_seconds=30)
+        except Exception:
+            pass
+
+
+def test_a_service_lives_from_deploy_to_undeploy(
+    control_plane: ControlPlane, project_name: str, tmp_path: Path, undeployed: list[admin.UndeployResult]
+) -> None:
+    port = free_port()
+    v1 = admin.deploy(service_folder(tmp_path / "v1", port), project_name)
+    assert [(s.name, s.port, s.kind) for s in v1.services] == [("api", port, "service")]
+    [api] = admin.wait_for_services(project_name, v1.version_id, timeout_seconds=START_SECONDS)
+    assert api.status == ServiceStatus.RUNNING, (api, control_plane.worker_log()[-3000:])
+    assert api.address == f"http://127.0.0.1:{port}" and api.version_id == v1.version_id
+    assert api.restarts == 0 and api.uptime_seconds is not None
+
+    with httpx.Client(base_url=api.address, timeout=30) as http:
+        first = http.get("/version").json()
+        assert first["version_id"] == v1.version_id
+        job = http.post("/jobs", json={"table_id": "t1", "steps": 1000, "seconds_per_step": 0.05})
+        assert job.status_code == 202
+        job_id = job.json()["invocation_id"]
+        seen = wait_until(lambda: (j := http.get(f"/jobs/{job_id}").json())["progress"] and j, message="progress")
+        assert seen["status"] == "RUNNING" and seen["progress"]["table_id"] == "t1"
+        assert seen["version_id"] == v1.version_id  # the service's own version
+        conflict = http.post("/jobs", json={"table_id": "t1", "steps": 1})
+        assert conflict.status_code == 409 and conflict.json()["detail"]["holder"] == job_id
+        assert http.put(f"/jobs/{job_id}/cancel").json() == {"cancelled": True}
+        wait_until(lambda: http.get(f"/jobs/{job_id}").json()["status"] == "CANCELLED", message="the cancel")
+
+        os.kill(first["pid"], signal.SIGKILL)
+        restarted = wait_until(
+            lambda: (s := the_service(project_name)).status == ServiceStatus.RUNNING and s.restarts == 1 and s,
+            timeout=60, message="the restart",
+        )
+        assert restarted.last_exit == "signal 9 (SIGKILL)" and restarted.last_exit_code == -9
+        assert http.get("/version").json()["pid"] != first["pid"]
+
+    logs = "".join(admin.read_service_logs(project_name, "api").chunks)
+    assert "Uvicorn running" in logs and "--- run 2 of service api" in logs
+
+    v2 = admin.upgrade(service_folder(tmp_path / "v2", port, "v2"), project_name)
+    [api] = admin.wait_for_services(project_name, v2.version_id, timeout_seconds=START_SECONDS)
+    assert api.status == ServiceStatus.RUNNING and api.version_id == v2.version_id and api.restarts == 0
+    assert httpx.get(f"http://127.0.0.1:{port}/version", timeout=10).json()["version_id"] == v2.version_id
+
+    result = admin.undeploy(project_name, wait_seconds=60)
+    undeployed.append(result)
+    assert result.services_stopped == ["api"] and not result.still_stopping
+    assert closed(port)
+
+
+def test_a_port_already_taken_is_a_clear_failure(
+    control_plane: ControlPlane, project_name: str, tmp_path: Path, undeployed: list[admin.UndeployResult]
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen(1)
+        port = squatter.getsockname()[1]
+        manifest = admin.deploy(service_folder(tmp_path / "tasks", port), project_name)
+        [api] = admin.wait_for_services(project_name, manifest.version_id, timeout_seconds=START_SECONDS)
+        assert api.status == ServiceStatus.FAILED
+        assert api.reason is not None and f"port {port} on 127.0.0.1 is already in use" in api.reason
+        assert api.restarts == 0
+    undeployed.append(admin.undeploy(project_name, wait_seconds=60))
+
+
+def test_a_service_comes_back_after_its_worker_is_killed(
+    private_queue: PrivateQueue, project_name: str, tmp_path: Path
+) -> None:
+    client = private_queue.client
+    worker = private_queue.start_worker()
+    port = free_port()
+    manifest = admin.deploy(service_folder(tmp_path / "tasks", port), project_name, client=client)
+    try:
+        [api] = admin.wait_for_services(project_name, manifest.version_id, timeout_seconds=START_SECONDS,
+                                        client=client)
+        assert api.status == ServiceStatus.RUNNING, api
+        before = httpx.get(f"{api.address}/version", timeout=10).json()["pid"]
+
+        private_queue.kill_worker(worker)  # kill -9: the service's process goes with it
+        wait_until(lambda: closed(port), timeout=10, message="the service's end with its worker")
+        private_queue.start_worker()
+
+        def back() -> int | None:
+            try:
+                pid: int = httpx.get(f"{api.address}/version", timeout=2).json()["pid"]
+                return pid
+            except httpx.TransportError:
+                return None
+
+        after = wait_until(back, timeout=90, interval=0.5, message="the service on the new worker")
+        assert after != before
+        state = wait_until(lambda: (s := the_service(project_name, client)).status == ServiceStatus.RUNNING and s,
+                           message="RUNNING")
+        assert state.restarts == 0  # a worker's loss is not the service's failure
+    finally:
+        admin.undeploy(project_name, wait_seconds=60, client=client)
+    assert closed(port)
