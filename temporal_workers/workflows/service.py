@@ -143,7 +143,7 @@ class ServiceWorkflow:
         self._target = target
         self._changed = True
         self._rules.reset()
-        self._observe(restarts=0)
+        self._observe(restarts=0, last_exit=None, last_exit_code=None)
 
     @workflow.signal(name=names.SERVICE_STOP_SIGNAL)
     def stop(self) -> None:
