@@ -156,3 +156,30 @@ def test_a_service_comes_back_after_its_worker_is_killed(
     finally:
         admin.undeploy(project_name, wait_seconds=60, client=client)
     assert closed(port)
+
+
+def test_a_service_comes_back_when_multinode_dev_restarts(tmp_path: Path) -> None:
+    """The control plane stopped as Ctrl-C stops `multinode dev` (the worker first, gracefully:
+    the service's process is stopped and its run handed back), then started again on the same
+    state folder: the service runs again without a new deploy."""
+    from multinode.testing.control_plane import running_control_plane
+
+    home = tmp_path / "home"
+    port = free_port()
+    queue = {"MULTINODE_TASK_QUEUE": "multinode"}  # as `multinode dev` has it, the same each time
+    with running_control_plane(home, **queue):
+        manifest = admin.deploy(service_folder(tmp_path / "tasks", port), "restarted")
+        [api] = admin.wait_for_services("restarted", manifest.version_id, timeout_seconds=START_SECONDS)
+        assert api.status == ServiceStatus.RUNNING, api
+    assert closed(port)
+    with running_control_plane(home, **queue):
+        try:
+            back = wait_until(
+                lambda: not closed(port) and (s := the_service("restarted")).status == ServiceStatus.RUNNING and s,
+                timeout=90, interval=0.5, message="the service after the restart",
+            )
+            assert back.version_id == manifest.version_id and back.restarts == 0
+            assert httpx.get(f"http://127.0.0.1:{port}/version", timeout=10).json()["version_id"] == manifest.version_id
+        finally:
+            admin.undeploy("restarted", wait_seconds=60)
+    assert closed(port)
