@@ -193,3 +193,5 @@ def services_table(services: list[ServiceDescription]) -> None:
     for s in services:
         if s.reason:
             click.echo(f"{s.service_name} is {s.status.value}: {s.reason}")
+    for s in services:
+        click.echo(f"{s.service_name} in the Web UI: {s.web_ui_url}")

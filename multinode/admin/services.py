@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from multinode._client import Client, default_client
+from multinode.admin.links import invocation_url
 from multinode.admin.logs import LocalLogSource
-from multinode.contract.connection import multinode_home
+from multinode.contract import names
+from multinode.contract.connection import ConnectionSettings, multinode_home
 from multinode.contract.ids import check_name
 from multinode.contract.service_state import ServiceObserved, service_log_path
 from multinode.contract.services import ServiceStatus
@@ -38,13 +40,14 @@ class ServiceDescription:
     uptime_seconds: float | None  # while RUNNING
     reason: str | None  # why it is FAILED or UNHEALTHY
     pid: int | None
+    web_ui_url: str  # its control loop's page: summary, current state, every run
 
 
 def _moment(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
 
 
-def _description(observed: ServiceObserved) -> ServiceDescription:
+def _description(observed: ServiceObserved, settings: ConnectionSettings) -> ServiceDescription:
     running = observed.status == ServiceStatus.RUNNING.value and observed.running_since is not None
     return ServiceDescription(
         project_name=observed.project_name,
@@ -62,6 +65,7 @@ def _description(observed: ServiceObserved) -> ServiceDescription:
         if running and observed.running_since is not None else None,
         reason=observed.reason,
         pid=observed.pid,
+        web_ui_url=invocation_url(names.service_workflow_id(observed.project_name, observed.service_name), settings),
     )
 
 
@@ -71,7 +75,8 @@ async def _describe(client: Client, project_name: str) -> list[ServiceDescriptio
     found = []
     for spec in latest.services:
         observed = await engine.services.observe(project_name, spec.name)
-        found.append(_description(observed or ServiceObserved(project_name, spec.name, port=spec.port)))
+        found.append(_description(observed or ServiceObserved(project_name, spec.name, port=spec.port),
+                                  client.settings))
     return found
 
 

@@ -33,8 +33,10 @@ from temporal_workers.settings import WorkerSettings
 log = logging.getLogger("multinode.worker")
 
 HOST = "127.0.0.1"
-# How often the supervisor heartbeats and looks at the process and its port.
+# How often the supervisor heartbeats and looks at the process and its port; more often while
+# the port is not open yet, so an upgrade's gap ends as soon as the new process listens.
 TICK_SECONDS = 0.5
+STARTING_TICK_SECONDS = 0.1
 # Once RUNNING, the port is checked this often (a failed check is retried once before UNHEALTHY).
 HEALTH_EVERY_SECONDS = 2.0
 CONNECT_TIMEOUT_SECONDS = 1.0
@@ -167,8 +169,8 @@ class LocalServiceRun:
         misses = 0
         try:
             while not exited.done():
-                done, _ = await asyncio.wait([exited, stopping], timeout=TICK_SECONDS,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                tick = TICK_SECONDS if ever_healthy else STARTING_TICK_SECONDS
+                done, _ = await asyncio.wait([exited, stopping], timeout=tick, return_when=asyncio.FIRST_COMPLETED)
                 if stopping in done:
                     await self._stop(proc, cgroup, exited)
                     raise InfrastructureError("the worker is stopping; the service starts again on the next worker")
@@ -179,7 +181,7 @@ class LocalServiceRun:
                 if now < next_check:
                     continue
                 ok = await accepts_connections(self.port)
-                next_check = now + (HEALTH_EVERY_SECONDS if healthy_at is not None else TICK_SECONDS)
+                next_check = now + (HEALTH_EVERY_SECONDS if healthy_at is not None else 0.0)
                 if ok:
                     misses = 0
                     if healthy_at is None:
