@@ -183,3 +183,52 @@ def test_a_service_comes_back_when_multinode_dev_restarts(tmp_path: Path) -> Non
         finally:
             admin.undeploy("restarted", wait_seconds=60)
     assert closed(port)
+
+
+BROKEN = """
+import multinode as mn
+
+@mn.service(port={port})
+def broken():
+    print("reading the settings", flush=True)
+    raise RuntimeError("no DATABASE_URL in .env")
+"""
+
+CLOSES = """
+import socket, time
+import multinode as mn
+
+@mn.service(port={port})
+def closes():
+    listener = socket.create_server(("127.0.0.1", {port}))
+    time.sleep(3)
+    listener.close()  # still running, no longer serving
+    time.sleep(3600)
+"""
+
+
+def test_a_service_that_never_gets_healthy_is_failed_with_its_log(
+    control_plane: ControlPlane, deploy_tasks, project_name: str, undeployed: list[admin.UndeployResult]  # type: ignore[no-untyped-def]
+) -> None:
+    port = free_port()
+    deploy_tasks(BROKEN.format(port=port))
+    failed = wait_until(lambda: (s := the_service(project_name)).status == ServiceStatus.FAILED and s,
+                        timeout=60, interval=0.2, message="FAILED")
+    assert failed.reason is not None and failed.reason.startswith("never became healthy in 3 runs in a row")
+    assert "RuntimeError: no DATABASE_URL in .env" in failed.reason
+    assert failed.restarts == 2 and failed.last_exit == "exit code 1"  # three runs: two restarts
+    undeployed.append(admin.undeploy(project_name, wait_seconds=30))
+
+
+def test_a_service_whose_port_closes_is_unhealthy(
+    control_plane: ControlPlane, deploy_tasks, project_name: str, undeployed: list[admin.UndeployResult]  # type: ignore[no-untyped-def]
+) -> None:
+    port = free_port()
+    deploy_tasks(CLOSES.format(port=port))
+    wait_until(lambda: the_service(project_name).status == ServiceStatus.RUNNING, timeout=60, message="RUNNING")
+    unhealthy = wait_until(lambda: (s := the_service(project_name)).status == ServiceStatus.UNHEALTHY and s,
+                           timeout=30, interval=0.2, message="UNHEALTHY")
+    assert unhealthy.reason == f"port {port} stopped accepting connections" and unhealthy.restarts == 0
+    assert unhealthy.uptime_seconds is None and unhealthy.pid is not None
+    undeployed.append(admin.undeploy(project_name, wait_seconds=30))
+    assert closed(port)
