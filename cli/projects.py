@@ -94,6 +94,10 @@ def undeploy(legacy: tuple[str, ...], project_name: str | None, yes: bool, wait_
     if result.services_stopped:
         click.echo(f"stopped service{output.plural(result.services_stopped)} "
                    f"{', '.join(result.services_stopped)}")
+    if result.services_still_stopping:
+        click.echo(f"note: service{output.plural(result.services_still_stopping)} "
+                   f"{', '.join(result.services_still_stopping)} still stopping after {wait_seconds:g} s "
+                   f"(is a worker running?); they stop when one does", err=True)
     if result.still_stopping:
         click.echo(
             f"note: {len(result.still_stopping)} of them were still stopping after "

@@ -86,6 +86,7 @@ class UndeployResult:
     cancelled: list[str]  # the in-flight invocations it cancelled
     still_stopping: list[str]  # those not ended when the wait ran out (they stop on their own)
     services_stopped: list[str] = field(default_factory=list)  # the services it stopped
+    services_still_stopping: list[str] = field(default_factory=list)  # not stopped when the wait ran out
 
 
 def in_flight_invocations(project_name: str, *, client: Client | None = None) -> list[str]:
@@ -162,7 +163,7 @@ def undeploy(
         for task in waits.values():
             task.cancel()
         await worker_bound(engine.undeploy_project(project_name, finish=True), "undeploy", settings)
-        return UndeployResult(project_name, seen, still + still_services, services)
+        return UndeployResult(project_name, seen, still, services, still_services)
 
     return client.run(run())
 

@@ -105,7 +105,7 @@ def test_a_service_lives_from_deploy_to_undeploy(
 
     result = admin.undeploy(project_name, wait_seconds=60)
     undeployed.append(result)
-    assert result.services_stopped == ["api"] and not result.still_stopping
+    assert result.services_stopped == ["api"] and not result.services_still_stopping
     assert closed(port)
 
 
@@ -195,15 +195,18 @@ def broken():
 """
 
 CLOSES = """
-import socket, time
+import asyncio
 import multinode as mn
 
+async def hello(reader, writer):
+    writer.close()
+
 @mn.service(port={port})
-def closes():
-    listener = socket.create_server(("127.0.0.1", {port}))
-    time.sleep(3)
-    listener.close()  # still running, no longer serving
-    time.sleep(3600)
+async def closes():
+    server = await asyncio.start_server(hello, "127.0.0.1", {port})
+    await asyncio.sleep(3)
+    server.close()  # still running, no longer serving
+    await asyncio.sleep(3600)
 """
 
 
