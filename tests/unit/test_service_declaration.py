@@ -19,7 +19,7 @@ from multinode.admin.discovery import discover
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
 
-def plain() -> None:
+def service_body_for_tests() -> None:
     pass
 
 
@@ -60,12 +60,12 @@ def test_bad_declarations_are_refused_naming_the_value(case: str, call: Callable
 
 
 def test_defaults_and_limits_are_the_functions() -> None:
-    service = mn.Multinode().service(port=8080)(plain)
+    service = mn.Multinode().service(port=8080)(service_body_for_tests)
     assert isinstance(service, mn.Service)
     assert (service.port, service.cpu, service.memory) == (8080, 0.1, "256 MiB")
-    sized = mn.service(port=1, cpu=16, memory="64 GiB")(plain)
+    sized = mn.service(port=1, cpu=16, memory="64 GiB")(service_body_for_tests)
     assert (sized.port, sized.cpu, sized.memory_mib) == (1, 16.0, 64 * 1024)
-    assert mn.service(port=65535)(plain).spec.address() == "http://127.0.0.1:65535"
+    assert mn.service(port=65535)(service_body_for_tests).spec.address() == "http://127.0.0.1:65535"
 
 
 def _folder(tmp_path: Path, body: str) -> Path:
