@@ -235,3 +235,44 @@ def test_a_service_whose_port_closes_is_unhealthy(
     assert unhealthy.uptime_seconds is None and unhealthy.pid is not None
     undeployed.append(admin.undeploy(project_name, wait_seconds=30))
     assert closed(port)
+
+
+HOG = """
+import http.server
+import multinode as mn
+
+class Grow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ballast = b"x" * (400 * 1024 * 1024)  # over the 128 MiB limit: the kernel kills it
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(ballast[:1])
+
+@mn.service(port={port}, memory="128 MiB")
+def hog():
+    http.server.HTTPServer(("127.0.0.1", {port}), Grow).serve_forever()
+"""
+
+
+def test_a_service_runs_under_its_memory_limit(
+    control_plane: ControlPlane, deploy_tasks, project_name: str, undeployed: list[admin.UndeployResult]  # type: ignore[no-untyped-def]
+) -> None:
+    from temporal_workers.backends.local.cgroups import CgroupLimiter
+
+    if not CgroupLimiter().enabled:
+        reason = "no writable cgroup tree here; the worker logs that limits are off"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {reason}")
+        pytest.skip(reason)
+    port = free_port()
+    deploy_tasks(HOG.format(port=port))
+    running = wait_until(lambda: (s := the_service(project_name)).status == ServiceStatus.RUNNING and s,
+                         timeout=60, message="RUNNING")
+    cgroups = Path(f"/proc/{running.pid}/cgroup").read_text()
+    assert f"/multinode/service-{project_name}-hog-1" in cgroups
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=30).read()
+    killed = wait_until(lambda: (s := the_service(project_name)).restarts == 1 and s, timeout=60,
+                        message="the restart after the kill")
+    assert killed.last_exit == "signal 9 (SIGKILL)"
+    undeployed.append(admin.undeploy(project_name, wait_seconds=30))

@@ -1,5 +1,6 @@
 """Services through the CLI: deploy prints each service's address, `describe --project-name` lists
-them (table and `--json`), `logs --service-name` prints their output, undeploy stops them."""
+them (table and `--json`), `logs --service-name` prints their output (the service read the
+project's `.env`), undeploy stops them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 SERVICE = """
 import http.server
+import os
 import multinode as mn
 
 PORT = {port}
@@ -34,7 +36,7 @@ def add(a, b):
 
 @mn.service(port=PORT, cpu=0.2, memory="192 MiB")
 def web():
-    print("serving on", PORT, flush=True)
+    print("serving on", PORT, "for", os.environ["GREETING"], flush=True)
     http.server.HTTPServer(("127.0.0.1", PORT), Hello).serve_forever()
 """
 
@@ -46,6 +48,7 @@ def test_deploy_describe_logs_undeploy(control_plane: ControlPlane, project_name
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     (tasks / "main.py").write_text(SERVICE.format(port=port))
+    (tasks / ".env").write_text("GREETING=the project's .env\n")
     deployed = ok("deploy", str(tasks), f"--project-name={project_name}").stdout
     assert "SERVICE  STATUS   VERSION" in deployed
     assert "web      RUNNING  ver-" in deployed and f"http://127.0.0.1:{port}" in deployed
@@ -61,7 +64,7 @@ def test_deploy_describe_logs_undeploy(control_plane: ControlPlane, project_name
     assert service["version_id"] == version
 
     logs = ok("logs", f"--project-name={project_name}", "--service-name=web")
-    assert f"serving on {port}" in logs.stdout
+    assert f"serving on {port} for the project's .env" in logs.stdout
 
     undeployed = ok("undeploy", f"--project-name={project_name}", "--yes").stdout
     assert "stopped service web" in undeployed
