@@ -16,7 +16,7 @@ from multinode import errors
 from multinode.admin.deployment import build_manifest
 from multinode.admin.discovery import discover
 
-pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
 
 
 def service_body_for_tests() -> None:

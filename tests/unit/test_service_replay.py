@@ -16,7 +16,7 @@ from multinode.contract import names
 from multinode.engine.converter import DATA_CONVERTER
 from temporal_workers.workflows.service import ServiceWorkflow
 
-pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
 
 HISTORIES = Path(__file__).parent / "histories"
 

@@ -18,7 +18,7 @@ from temporal_workers.workflows.service_restarts import (
     RestartRules,
 )
 
-pytestmark = [pytest.mark.unit, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 PORT = 8080
 
