@@ -32,7 +32,8 @@ def describe(
     """Describe a project, a version, a function or one invocation. Times are UTC.
 
     \b
-    --project-name=P                    versions, and the latest version's functions
+    --project-name=P                    versions, the latest version's functions, and the
+                                        services with status, version, address, restarts, uptime
     ... --version-id=V                  that version's functions with all their options
     ... --function-name=F               the function's options and recent invocations
     ... --function-name=F --invocation-id=I
@@ -70,7 +71,12 @@ def describe(
             output.functions_table(manifest)
     else:
         project_description = admin.describe_project(project)
-        output.echo_json(project_description) if as_json else _print_project(project_description)
+        services = admin.describe_services(project) if project_description.latest.services else []
+        if as_json:
+            output.echo_json({**output.to_json(project_description), "services": output.to_json(services)})
+        else:
+            _print_project(project_description)
+            output.services_table(services)
 
 
 def _print_project(d: admin.ProjectDescription) -> None:

@@ -17,6 +17,7 @@ from multinode.admin import (
     InvocationDescription,
     ProjectDescription,
     ProjectListing,
+    ServiceDescription,
     VersionManifest,
 )
 
@@ -100,6 +101,11 @@ def to_json(value: Any) -> Any:
             "package_sha256": value.package.sha256,
             "requirements_sha256": value.requirements_sha256,
             "functions": [to_json(spec) for spec in value.functions],
+            "services": [
+                {"name": spec.name, "kind": spec.kind, "port": spec.port, "cpu": spec.cpu,
+                 "memory": spec.memory, "memory_mib": spec.memory_mib}
+                for spec in value.services
+            ],
         }
     if isinstance(value, FunctionSpec):
         return {"name": value.name, "is_generator": value.is_generator, "kind": value.function_kind.value,
@@ -150,9 +156,43 @@ def functions_table(manifest: VersionManifest) -> None:
         o = spec.options
         rows.append((spec.name, spec.function_kind.value, f"{o.cpu:g}",
                      o.memory, f"{o.timeout_seconds:g} s", str(o.max_concurrency), str(o.max_retries)))
-    table(rows)
+    if len(rows) > 1:
+        table(rows)
+    if manifest.services:
+        services: list[tuple[str, ...]] = [("SERVICE", "KIND", "PORT", "CPU", "MEMORY")]
+        for service in manifest.services:
+            services.append((service.name, service.kind, str(service.port), f"{service.cpu:g}",
+                             service.memory))
+        table(services)
 
 
 def plural(items: Any) -> str:
     """"s" unless there is exactly one of `items`."""
     return "" if len(items) == 1 else "s"
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def services_table(services: list[ServiceDescription]) -> None:
+    """Each service's state; the reason of a FAILED or UNHEALTHY one below the table."""
+    if not services:
+        return
+    click.echo("")
+    click.echo("services:")
+    rows: list[tuple[str, ...]] = [("SERVICE", "STATUS", "VERSION", "ADDRESS", "RESTARTS", "UPTIME", "LAST EXIT",
+                                    "LAST START (UTC)")]
+    for s in services:
+        rows.append((s.service_name, s.status.value, s.version_id or "-", s.address or f"port {s.port}",
+                     str(s.restarts), _uptime(s.uptime_seconds), s.last_exit or "-", format_utc(s.last_started_at)))
+    table(rows)
+    for s in services:
+        if s.reason:
+            click.echo(f"{s.service_name} is {s.status.value}: {s.reason}")
+    for s in services:
+        click.echo(f"{s.service_name} in the Web UI: {s.web_ui_url}")

@@ -13,11 +13,15 @@ from .failures import CommandError
 
 
 def _print_version(manifest: admin.VersionManifest, as_json: bool) -> None:
+    services = (
+        admin.wait_for_services(manifest.project_name, manifest.version_id) if manifest.services else []
+    )
     if as_json:
-        output.echo_json(manifest)
+        output.echo_json({**output.to_json(manifest), "service_states": output.to_json(services)})
         return
     click.echo(f"project {manifest.project_name}: version {manifest.version_id}")
     output.functions_table(manifest)
+    output.services_table(services)
 
 
 @click.command(context_settings=arguments.LEGACY)
@@ -87,6 +91,13 @@ def undeploy(legacy: tuple[str, ...], project_name: str | None, yes: bool, wait_
         f"project {name} undeployed; cancelled {len(result.cancelled)} in-flight "
         f"invocation{output.plural(result.cancelled)}"
     )
+    if result.services_stopped:
+        click.echo(f"stopped service{output.plural(result.services_stopped)} "
+                   f"{', '.join(result.services_stopped)}")
+    if result.services_still_stopping:
+        click.echo(f"note: service{output.plural(result.services_still_stopping)} "
+                   f"{', '.join(result.services_still_stopping)} still stopping after {wait_seconds:g} s "
+                   f"(is a worker running?); they stop when one does", err=True)
     if result.still_stopping:
         click.echo(
             f"note: {len(result.still_stopping)} of them were still stopping after "

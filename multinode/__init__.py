@@ -16,7 +16,7 @@ Anywhere else:
 """
 
 from multinode import errors
-from multinode._definition import Multinode, function, job
+from multinode._definition import Multinode, function, job, service
 from multinode._function import Function, get_deployed_function
 from multinode._invocation import (
     Attempt,
@@ -25,7 +25,9 @@ from multinode._invocation import (
     InvocationIdsList,
     InvocationStatus,
 )
+from multinode._service import Service
 from multinode.contract.options import FunctionOptions
+from multinode.contract.services import ServiceStatus
 
 __version__ = "0.1.0"
 
@@ -38,8 +40,11 @@ __all__ = [
     "InvocationIdsList",
     "InvocationStatus",
     "Multinode",
+    "Service",
+    "ServiceStatus",
     "errors",
     "function",
     "get_deployed_function",
     "job",
+    "service",
 ]

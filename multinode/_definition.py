@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 
 from multinode._function import Function
+from multinode._service import ServiceDecorator
 from multinode.contract import limits as L
 from multinode.contract.ids import check_name
 from multinode.contract.kinds import FunctionKind, kind_of, refusal
@@ -109,7 +110,19 @@ class Multinode:
     # The older "jobs" spelling of the same thing.
     job = function
 
+    def service(self, *, port: int, cpu: float = L.CPU_DEFAULT, memory: str = "256 MiB") -> ServiceDecorator:
+        """Declare a service: a process started when the project is deployed, kept running
+        (restarted with backoff when it ends) and stopped when it is undeployed, listening on
+        `port` (1 to 65535). It decorates a `def` or `async def` without parameters; inside it,
+        the project's functions start invocations of its own version.
+
+        `cpu` and `memory` are checked like a function's: a bad value raises
+        `InvalidOptionError` naming the value and the allowed range.
+        """
+        return ServiceDecorator(port, cpu, memory)
+
 
 _default = Multinode()
 function = _default.function
 job = _default.function
+service = _default.service

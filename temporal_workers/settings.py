@@ -38,6 +38,9 @@ class WorkerSettings(BaseModel):
     # (which runs them again elsewhere, not counting against max_retries). Below the worker task
     # definition's stopTimeout of 120 s, leaving time to hand back and exit.
     shutdown_grace_seconds: float = Field(default=100.0, ge=0, le=3600)
+    # How long a service's process may take to accept connections on its port before the run
+    # counts as never healthy (stopped, and restarted under the restart rules).
+    service_start_seconds: float = Field(default=60.0, ge=1, le=3600)
     # host:port where Prometheus scrapes this worker's metrics; None: no metrics.
     metrics_address: str | None = None
 
@@ -81,6 +84,7 @@ def load_worker_settings(**overrides: object) -> WorkerSettings:
         "archive_lag_seconds": "MULTINODE_ARCHIVE_LAG_SECONDS",
         "shutdown_grace_seconds": "MULTINODE_SHUTDOWN_GRACE_SECONDS",
         "metrics_address": "MULTINODE_METRICS_ADDRESS",
+        "service_start_seconds": "MULTINODE_SERVICE_START_SECONDS",
     }
     for field, env in env_names.items():
         if os.environ.get(env):

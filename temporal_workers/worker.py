@@ -25,6 +25,7 @@ from multinode.contract.records import ArchiverState
 from multinode.engine.connection import connect, ensure_search_attributes
 from temporal_workers.activities.attempt import AttemptActivities
 from temporal_workers.activities.coordination import CoordinationActivities
+from temporal_workers.activities.service import ServiceActivities
 from temporal_workers.backends import ContainerBackend
 from temporal_workers.metrics import NO_METRICS, WorkerMetrics, metrics_runtime
 from temporal_workers.quota.channel import EngineLeaseChannel
@@ -33,11 +34,13 @@ from temporal_workers.settings import WorkerSettings
 from temporal_workers.workflows import archiver as archiver_workflow
 from temporal_workers.workflows import invocation as invocation_workflow
 from temporal_workers.workflows import quota as quota_workflow
+from temporal_workers.workflows import service as service_workflow
 from temporal_workers.workflows.archiver import ArchiverWorkflow
 from temporal_workers.workflows.invocation import InvocationWorkflow
 from temporal_workers.workflows.lock import LockWorkflow
 from temporal_workers.workflows.project import ProjectWorkflow
 from temporal_workers.workflows.quota import QuotaWorkflow
+from temporal_workers.workflows.service import ServiceWorkflow
 
 log = logging.getLogger("multinode.worker")
 
@@ -88,6 +91,7 @@ def build_worker(
     """The caller owns `leases` and closes them after the worker's shutdown. `attempts` (made
     here when not given) is where the caller stops or hands back running attempts."""
     invocation_workflow.HEARTBEAT_TIMEOUT_SECONDS = settings.heartbeat_timeout_seconds
+    service_workflow.HEARTBEAT_TIMEOUT_SECONDS = settings.heartbeat_timeout_seconds
     quota_workflow.REAP_INTERVAL_SECONDS = settings.quota_reap_seconds
     archiver_workflow.INTERVAL_SECONDS = settings.archive_interval_seconds
     attempts = attempts or AttemptActivities(client, backend, leases, metrics)
@@ -97,13 +101,15 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.connection.task_queue,
-        workflows=[InvocationWorkflow, ProjectWorkflow, QuotaWorkflow, LockWorkflow, ArchiverWorkflow],
+        workflows=[InvocationWorkflow, ProjectWorkflow, QuotaWorkflow, LockWorkflow, ArchiverWorkflow,
+                   ServiceWorkflow],
         activities=[
             attempts.run_attempt,
             coordination.acquire_quota,
             coordination.closed_invocations,
             coordination.cancel_invocations,
             coordination.archive_batch,
+            ServiceActivities(client, backend).run_service,
         ],
         # Our workflows are deterministic by construction (no I/O, engine time only) and never
         # decode user values, so the sandbox's per-task cost buys nothing here.

@@ -10,6 +10,7 @@ may import it too; workers and the function's runtime never do.
 - inspection: `describe_project`, `describe_version`, `describe_function`,
   `describe_invocation` (an `InvocationDescription` wraps the public `multinode.Invocation`)
 - logs: `read_logs`, and `iter_lines` to cut its chunks into lines
+- services: `describe_services`, `wait_for_services` (what deploy prints), `read_service_logs`
 - Web UI links: `invocation_url`, `list_url`
 - the embedded control plane (`multinode dev`): `DevServer`, `DevServerConfig`
 
@@ -45,8 +46,17 @@ from multinode.admin.projects import (
     undeploy,
     upgrade,
 )
+from multinode.admin.services import (
+    SERVICE_START_WAIT_SECONDS,
+    ServiceDescription,
+    ServiceLogStream,
+    describe_services,
+    read_service_logs,
+    wait_for_services,
+)
 from multinode.contract.names import DEFAULT_NAMESPACE, DEFAULT_PORT, DEFAULT_TASK_QUEUE, DEFAULT_UI_PORT
 from multinode.contract.records import FunctionSpec, VersionManifest
+from multinode.contract.services import ServiceSpec, ServiceStatus
 from multinode.engine.views import InvocationRow, ProjectListing
 from multinode.errors import DevServerError
 
@@ -56,6 +66,7 @@ __all__ = [
     "DEFAULT_TASK_QUEUE",
     "DEFAULT_UI_PORT",
     "RECENT_INVOCATIONS",
+    "SERVICE_START_WAIT_SECONDS",
     "UNDEPLOY_WAIT_SECONDS",
     "DevServer",
     "DevServerConfig",
@@ -68,12 +79,17 @@ __all__ = [
     "LoginResult",
     "ProjectDescription",
     "ProjectListing",
+    "ServiceDescription",
+    "ServiceLogStream",
+    "ServiceSpec",
+    "ServiceStatus",
     "UndeployResult",
     "VersionManifest",
     "deploy",
     "describe_function",
     "describe_invocation",
     "describe_project",
+    "describe_services",
     "describe_version",
     "in_flight_invocations",
     "invocation_url",
@@ -83,7 +99,9 @@ __all__ = [
     "login",
     "logout",
     "read_logs",
+    "read_service_logs",
     "stored_profile_path",
     "undeploy",
     "upgrade",
+    "wait_for_services",
 ]

@@ -16,6 +16,7 @@ from multinode.contract.connection import multinode_home
 from multinode.contract.ids import check_name, new_version_id
 from multinode.contract.options import FunctionOptions
 from multinode.contract.records import FunctionSpec, PackageRef, VersionManifest
+from multinode.contract.services import ServiceSpec, duplicate_ports
 from multinode.errors import DeployError, ProjectDoesNotExistError
 from multinode.runtime.environment import environment_python
 from multinode.storage.package import build_package, requirements_sha256, sha256_hex
@@ -58,9 +59,17 @@ def build_manifest(folder: Path, project_name: str) -> tuple[VersionManifest, by
         requirements_hash,
         multinode_home() / "envs",
     )
-    functions = discover(folder, python)
+    functions, services = discover(folder, python)
     for function in functions:
         check_name(function["name"], "function name")
+    service_specs = [
+        ServiceSpec(name=check_name(s["name"], "service name"), port=int(s["port"]), cpu=float(s["cpu"]),
+                    memory_mib=int(s["memory_mib"]))
+        for s in services
+    ]
+    conflict = duplicate_ports(service_specs)
+    if conflict is not None:
+        raise DeployError(conflict)
     package = build_package(folder)
     digest = sha256_hex(package)
     manifest = VersionManifest(
@@ -78,6 +87,7 @@ def build_manifest(folder: Path, project_name: str) -> tuple[VersionManifest, by
             )
             for f in functions
         ],
+        services=service_specs,
     )
     return manifest, package
 
@@ -95,8 +105,9 @@ def deploy(
     async def register() -> VersionManifest:
         engine = await client.engine()
         exists = True
+        previous: VersionManifest | None = None
         try:
-            await engine.latest_version(project_name)
+            previous = await engine.latest_version(project_name)
         except ProjectDoesNotExistError:
             exists = False
         if exists and not mode.upgrade:
@@ -119,6 +130,8 @@ def deploy(
             await engine.add_version(stored)
         else:
             await engine.create_project(stored)
+        # Each service's control loop replaces its running process with this version's.
+        await engine.services.deploy(stored, previous)
         return stored
 
     return client.run(register())

@@ -44,10 +44,15 @@ def _discover(folder: str) -> dict[str, Any]:
     except BaseException as exc:  # report every failure as one clear line, even SystemExit
         return {"ok": False, "error": _describe_import_failure(exc, folder)}
     from multinode._definition import kind, registered_functions
+    from multinode._service import registered_services
 
     functions = registered_functions()
-    if not functions:
-        return {"ok": False, "error": "main.py defines no function: decorate one with @mn.function()"}
+    services = registered_services()
+    if not functions and not services:
+        return {
+            "ok": False,
+            "error": "main.py defines no function: decorate one with @mn.function() (or @mn.service(port=...))",
+        }
     return {
         "ok": True,
         "functions": [
@@ -59,11 +64,16 @@ def _discover(folder: str) -> dict[str, Any]:
             }
             for name, f in sorted(functions.items())
         ],
+        "services": [
+            {"name": name, "port": s.port, "cpu": s.cpu, "memory_mib": s.memory_mib}
+            for name, s in sorted(services.items())
+        ],
     }
 
 
-def discover(folder: Path, python: Path) -> list[dict[str, Any]]:
-    """Import the folder's main.py with `python` and return its functions and options."""
+def discover(folder: Path, python: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Import the folder's main.py with `python` and return its functions with their options,
+    and its services."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="multinode-discovery-") as scratch:
@@ -90,7 +100,8 @@ def discover(folder: Path, python: Path) -> list[dict[str, Any]]:
     if not report["ok"]:
         raise DeployError(str(report["error"]))
     functions: list[dict[str, Any]] = report["functions"]
-    return functions
+    services: list[dict[str, Any]] = report.get("services", [])
+    return functions, services
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -85,6 +85,8 @@ class UndeployResult:
     project_name: str
     cancelled: list[str]  # the in-flight invocations it cancelled
     still_stopping: list[str]  # those not ended when the wait ran out (they stop on their own)
+    services_stopped: list[str] = field(default_factory=list)  # the services it stopped
+    services_still_stopping: list[str] = field(default_factory=list)  # not stopped when the wait ran out
 
 
 def in_flight_invocations(project_name: str, *, client: Client | None = None) -> list[str]:
@@ -123,6 +125,10 @@ def undeploy(
         engine = await client.engine()
         settings = client.settings
         await worker_bound(engine.undeploy_project(project_name, finish=False), "undeploy", settings)
+        # Services first: they start invocations, and their ports should close with the project.
+        latest, _ = await engine.project_state(project_name)
+        services = [spec.name for spec in latest.services]
+        still_services = await engine.services.stop(project_name, services, wait_seconds)
         await asyncio.sleep(VISIBILITY_LAG_SECONDS)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
@@ -157,7 +163,7 @@ def undeploy(
         for task in waits.values():
             task.cancel()
         await worker_bound(engine.undeploy_project(project_name, finish=True), "undeploy", settings)
-        return UndeployResult(project_name, seen, still)
+        return UndeployResult(project_name, seen, still, services, still_services)
 
     return client.run(run())
 

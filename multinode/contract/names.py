@@ -118,3 +118,17 @@ def invocation_search_attributes(
     if lock is not None:
         values[SA_LOCK] = lock
     return values
+
+# Services: one control-loop workflow per (project, service) owns the desired state (a target:
+# version, running or not) and the observed one (memo MEMO_SERVICE, query STATE_QUERY).
+SERVICE_WORKFLOW = "multinode.Service"
+SERVICE_WORKFLOW_ID_PREFIX = "multinode-service:"
+RUN_SERVICE_ACTIVITY = "multinode.RunService"
+SERVICE_DEPLOY_SIGNAL = "deploy"  # argument: the new ServiceTarget
+SERVICE_STOP_SIGNAL = "stop"  # stops the process, then ends the workflow
+SERVICE_REPORT_SIGNAL = "report"  # from the run's activity: a ServiceReport
+MEMO_SERVICE = "service"
+
+
+def service_workflow_id(project_name: str, service_name: str) -> str:
+    return f"{SERVICE_WORKFLOW_ID_PREFIX}{project_name}:{service_name}"

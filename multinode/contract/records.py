@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from multinode.contract.invocation import InvocationIdentity, InvocationStatus
 from multinode.contract.kinds import FunctionKind, kind_from_manifest
 from multinode.contract.options import FunctionOptions
+from multinode.contract.services import ServiceSpec
 
 T = TypeVar("T")
 
@@ -49,9 +50,17 @@ class VersionManifest:
     package: PackageRef
     requirements_sha256: str | None
     functions: list[FunctionSpec]
+    # Long-running processes deployed with the version (absent from older manifests).
+    services: list[ServiceSpec] = field(default_factory=list)
 
     def function(self, name: str) -> FunctionSpec | None:
         for spec in self.functions:
+            if spec.name == name:
+                return spec
+        return None
+
+    def service(self, name: str) -> ServiceSpec | None:
+        for spec in self.services:
             if spec.name == name:
                 return spec
         return None
@@ -273,7 +282,8 @@ class ArchiverState:
 
 # ----- decoding -------------------------------------------------------------------------------
 
-_RECORD_MODULES = frozenset({__name__, FunctionOptions.__module__})
+_RECORD_MODULES = frozenset({__name__, FunctionOptions.__module__, ServiceSpec.__module__,
+                             "multinode.contract.service_state"})
 
 
 def is_record(hint: object) -> bool:

@@ -1,6 +1,6 @@
 """`Engine`: the one object the SDK and the operator side hold, Multinode's operations over one
 Temporal client. It composes the parts, each in its own module: `projects`, `invocations`,
-`listing` (visibility reads). The SDK sees it through `multinode._port.EnginePort`.
+`listing` (visibility reads), `services` (their control loops). The SDK sees it through `multinode._port.EnginePort`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from multinode.contract.records import (
 from multinode.engine.invocations import Invocations
 from multinode.engine.listing import Listing, invocations_query
 from multinode.engine.projects import Projects
+from multinode.engine.services import Services
 from multinode.engine.views import InvocationRow, ProjectListing
 
 
@@ -34,6 +35,7 @@ class Engine:
         self.projects = Projects(client, settings)
         self.listing = Listing(client)
         self.invocations = Invocations(client, settings, self.listing.count)
+        self.services = Services(client, settings)
 
     async def close(self) -> None:
         await self.projects.close()

@@ -1,6 +1,6 @@
 """The function's runtime: what runs inside every attempt's container.
 
-`runner` (the function's process), `forkserver`, `frames` (the protocol between the runner and
+`runner` (the function's process), `service` (a service's process), `forkserver`, `frames` (the protocol between the runner and
 its supervisor), `environment` (uv venvs) and `preparation` (a version fetched, checked,
 unpacked), `fargate_run` (the run protocol between the worker's Fargate backend and the
 container), `object_store` (its documents in S3) and `fargate_container` (the function image's

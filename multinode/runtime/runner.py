@@ -63,7 +63,7 @@ def _deliver(error: BaseException, frame: Any) -> None:
     raise error
 
 
-def _watch_parent(parent_pid: int) -> None:
+def watch_parent(parent_pid: int) -> None:
     """If the supervisor dies, take the whole process group down with it: no orphans."""
 
     def watch() -> None:
@@ -101,7 +101,9 @@ def _enter_cpu_limit() -> None:
             handle.write(str(os.getpid()))
 
 
-def _load_function(code_dir: str, name: str) -> Any:
+def load_main(code_dir: str) -> None:
+    """The version's `.env` into the environment, then its main.py imported (inside the cpu
+    limit): what a function's and a service's process do before calling the user's code."""
     from dotenv import dotenv_values
 
     env_file = os.path.join(code_dir, ".env")
@@ -114,6 +116,10 @@ def _load_function(code_dir: str, name: str) -> Any:
     import importlib
 
     importlib.import_module("main")
+
+
+def _load_function(code_dir: str, name: str) -> Any:
+    load_main(code_dir)
     from multinode._definition import registered_functions
 
     function = registered_functions().get(name)
@@ -172,7 +178,7 @@ def main() -> NoReturn:
     fd = int(os.environ[ENV_REPORT_FD])
     os.set_inheritable(fd, False)  # the user's own subprocesses must not hold the pipe open
     reporter = FrameWriter(os.fdopen(fd, "w", encoding="utf-8"))
-    _watch_parent(parent_pid)
+    watch_parent(parent_pid)
     from multinode import _function
 
     _function.child_listeners.append(reporter.child)

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from multinode.contract.connection import ConnectionSettings, connection_environment
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest
+from multinode.contract.service_state import ServiceExit, ServiceRun
 from multinode.runtime import runner
 
 
@@ -30,6 +31,23 @@ class AttemptSession(Protocol):
         """Why the activity was cancelled: "cancel", "timeout" (engine-side) or "shutdown"."""
 
 
+class ServiceSession(Protocol):
+    """What a backend may tell the engine while a service's process runs."""
+
+    def heartbeat(self) -> None:
+        """Record liveness (a run whose heartbeats stop is started again elsewhere)."""
+
+    async def report(self, status: str, at: float, pid: int | None = None, address: str | None = None) -> None:
+        """Tell the service's workflow what the process is doing (a ServiceStatus value)."""
+
+    async def worker_stopping(self) -> None:
+        """Returns when the worker begins to stop: the run must end and go back to the engine."""
+
+
+class ServiceUnsupportedError(Exception):
+    """This backend cannot run services: the service is FAILED with this message."""
+
+
 class InfrastructureError(Exception):
     """The attempt could not run for a reason outside the function (package store down, worker
     shutting down, launch failure). The engine retries it; it does not count as a failed
@@ -43,6 +61,11 @@ class ContainerBackend(ABC):
     async def run_attempt(self, request: AttemptRequest, session: AttemptSession) -> AttemptOutcome:
         """Run one attempt to its end and report how it ended. Returns only once the
         attempt's container is gone."""
+
+    async def run_service(self, run: ServiceRun, session: ServiceSession) -> ServiceExit:
+        """Run one service's process until it ends on its own (its exit) or the activity is
+        cancelled (stop it: SIGTERM, the grace period, the kill; then re-raise)."""
+        raise ServiceUnsupportedError(f"the {self.name} backend does not run services")
 
     async def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
         """Release what the backend holds (stop attempts still running)."""

@@ -112,7 +112,7 @@ def test_discovery_reports_each_functions_kind(tmp_path: Path) -> None:
         "async def stream(n):\n"
         "    yield n\n"
     )
-    functions = discover(tmp_path, Path(sys.executable))
+    functions, _services = discover(tmp_path, Path(sys.executable))
     assert {f["name"]: (f["kind"], f["is_generator"]) for f in functions} == {
         "fetch": ("async function", False),
         "stream": ("async generator", True),

@@ -20,10 +20,13 @@ PUBLIC_NAMES = {
     "InvocationIdsList",
     "InvocationStatus",
     "Multinode",
+    "Service",
+    "ServiceStatus",
     "errors",
     "function",
     "get_deployed_function",
     "job",
+    "service",
 }
 
 ERROR_NAMES = {

@@ -17,19 +17,21 @@ import json
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from multinode.contract.connection import attempt_log_path, connection_environment
 from multinode.contract.log_location import log_location
-from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
+from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome, PackageRef
+from multinode.contract.service_state import ServiceExit, ServiceRun
 from multinode.runtime import runner as _runner
-from multinode.runtime.preparation import PreparedVersion, prepare_version
+from multinode.runtime.preparation import PERMANENT_ERRORS, PreparedVersion, prepare_version
 from temporal_workers.backends import (
     AttemptSession,
     ContainerBackend,
     InfrastructureError,
+    ServiceSession,
     attempt_environment,
 )
 from temporal_workers.backends.local.cgroups import Cgroup, CgroupLimiter
@@ -84,10 +86,9 @@ class LocalBackend(ContainerBackend):
 
     # ----- preparation --------------------------------------------------------------------
 
-    def _prepare_sync(self, request: AttemptRequest) -> PreparedVersion:
-        invocation = request.invocation
+    def _prepare_sync(self, package: PackageRef, requirements_sha256: str | None) -> PreparedVersion:
         return prepare_version(
-            invocation.package.uri, invocation.package.sha256, invocation.requirements_sha256,
+            package.uri, package.sha256, requirements_sha256,
             code_root=self._settings.code_dir, envs_root=self._settings.envs_dir, log=log.info,
             on_build=self._metrics.environment_built,
         )
@@ -98,17 +99,27 @@ class LocalBackend(ContainerBackend):
         store or a venv build can outlast the heartbeat timeout, and an attempt gone quiet would
         be run again elsewhere while this one goes on."""
         invocation = request.invocation
-        key = (invocation.package.sha256, invocation.requirements_sha256)
+        return await self.prepare(
+            invocation.package, invocation.requirements_sha256,
+            lambda: session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None)),
+        )
+
+    async def prepare(
+        self, package: PackageRef, requirements_sha256: str | None, beat: Callable[[], None]
+    ) -> PreparedVersion:
+        """The version's code and environment, prepared once per worker; `beat` keeps the caller
+        alive while a venv builds."""
+        key = (package.sha256, requirements_sha256)
         if key in self._prepared:
             return self._prepared[key]
         preparing = self._preparing.get(key)
         if preparing is None:
-            preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare_sync, request))
+            preparing = asyncio.ensure_future(asyncio.to_thread(self._prepare_sync, package, requirements_sha256))
             self._preparing[key] = preparing
             # A failed preparation is tried again by the next attempt that needs it.
             preparing.add_done_callback(lambda _: self._preparing.pop(key, None))
         while not preparing.done():
-            session.heartbeat(AttemptProgress(request.attempt_number, "preparing", None))
+            beat()
             # Not cancelled with this waiter: the others (and the cache) still want it.
             await asyncio.wait([preparing], timeout=1.0)
         self._prepared[key] = preparing.result()
@@ -229,6 +240,20 @@ class LocalBackend(ContainerBackend):
             pass_fds=(report_fd,),
             preexec_fn=cgroup.join if cgroup else None,
         )
+
+    # ----- services -----------------------------------------------------------------------
+
+    async def run_service(self, run: ServiceRun, session: ServiceSession) -> ServiceExit:
+        from temporal_workers.backends.local.services import LocalServiceRun
+
+        target = run.target
+        try:
+            version = await self.prepare(target.package, target.requirements_sha256, session.heartbeat)
+        except PERMANENT_ERRORS as exc:
+            return ServiceExit(ended_at=time.time(), start_error=f"its version cannot be prepared: {exc}")
+        except OSError as exc:
+            raise InfrastructureError(f"preparing the service failed: {exc}") from exc
+        return await LocalServiceRun(run, session, self._settings, self._limiter, version).run()
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
