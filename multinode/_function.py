@@ -166,6 +166,7 @@ class Function(Generic[P, R]):
             options=spec.options,
             package=manifest.package,
             requirements_sha256=manifest.requirements_sha256,
+            secrets_uri=manifest.secrets_uri,
             args=args,
             kwargs=kwargs,
             created_at=time.time(),

@@ -5,6 +5,7 @@ needs, such as refusing a project being undeployed)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from multinode.contract.records import FunctionSpec, PackageRef, VersionManifest
 from multinode.contract.services import ServiceSpec, duplicate_ports
 from multinode.errors import DeployError, ProjectDoesNotExistError
 from multinode.runtime.environment import environment_python
+from multinode.runtime.environment_archive import archive_uri, build_archive, deploy_target
 from multinode.storage.package import build_package, requirements_sha256, sha256_hex
+from multinode.storage.secrets import render_dotenv, store_secrets
 from multinode.storage.store import package_store_for
 
 ENV_PACKAGE_STORE = "MULTINODE_PACKAGE_STORE"
@@ -49,7 +52,16 @@ def check_folder(folder: Path) -> Path:
     return folder.resolve()
 
 
-def build_manifest(folder: Path, project_name: str) -> tuple[VersionManifest, bytes]:
+@dataclass(frozen=True)
+class Built:
+    """What a deploy stores besides the manifest."""
+
+    package: bytes
+    secrets: bytes | None  # the rendered `.env` (`multinode.storage.secrets`), kept out of the package
+    folder: Path
+
+
+def build_version(folder: Path, project_name: str) -> tuple[VersionManifest, Built]:
     """Everything a deploy does before it talks to the control plane."""
     check_name(project_name, "project name")
     folder = check_folder(folder)
@@ -70,6 +82,7 @@ def build_manifest(folder: Path, project_name: str) -> tuple[VersionManifest, by
     conflict = duplicate_ports(service_specs)
     if conflict is not None:
         raise DeployError(conflict)
+    secrets = render_dotenv(folder)
     package = build_package(folder)
     digest = sha256_hex(package)
     manifest = VersionManifest(
@@ -89,7 +102,34 @@ def build_manifest(folder: Path, project_name: str) -> tuple[VersionManifest, by
         ],
         services=service_specs,
     )
-    return manifest, package
+    return manifest, Built(package, secrets, folder)
+
+
+def store_version(manifest: VersionManifest, built: Built) -> VersionManifest:
+    """Store the package, the project's `.env` apart from it and, for an S3 store (the Fargate
+    backend's), the requirements' prebuilt environment; returns the manifest naming them."""
+    spec = package_store_spec()
+    package = built.package
+    uri = package_store_for(spec).put(package, manifest.package.sha256)
+    if spec.startswith("s3://") and manifest.requirements_sha256:
+        _store_environment(uri, manifest.requirements_sha256, built.folder)
+    secrets_uri = store_secrets(spec, manifest.project_name, built.secrets) if built.secrets else None
+    return VersionManifest(**{**manifest.__dict__, "secrets_uri": secrets_uri,
+                              "package": PackageRef(uri, manifest.package.sha256, len(package))})
+
+
+def _store_environment(package_uri: str, requirements_hash: str, folder: Path) -> None:
+    from multinode.storage.s3 import (  # type: ignore[import-not-found, unused-ignore]
+        object_exists,
+        put_if_absent,
+    )
+
+    version, target_platform, tag = deploy_target(os.environ)
+    archive = archive_uri(package_uri, requirements_hash, tag)
+    if object_exists(archive):
+        return
+    data = build_archive(folder / "requirements.txt", version, target_platform, multinode_home() / "envs")
+    put_if_absent(archive, data)
 
 
 def deploy(
@@ -100,7 +140,7 @@ def deploy(
 ) -> VersionManifest:
     """Register `folder` as a new version of `project_name`; returns the version's manifest."""
     client = client or default_client()
-    manifest, package = build_manifest(Path(folder), project_name)
+    manifest, built = build_version(Path(folder), project_name)
 
     async def register() -> VersionManifest:
         engine = await client.engine()
@@ -122,10 +162,7 @@ def deploy(
                 f"no project named {project_name!r} is deployed; create it with "
                 f"`multinode deploy` (or `multinode upgrade --deploy`)"
             )
-        uri = package_store_for(package_store_spec()).put(package, manifest.package.sha256)
-        stored = VersionManifest(
-            **{**manifest.__dict__, "package": PackageRef(uri, manifest.package.sha256, len(package))}
-        )
+        stored = await asyncio.to_thread(store_version, manifest, built)
         if exists:
             await engine.add_version(stored)
         else:

@@ -52,6 +52,9 @@ class VersionManifest:
     functions: list[FunctionSpec]
     # Long-running processes deployed with the version (absent from older manifests).
     services: list[ServiceSpec] = field(default_factory=list)
+    # The project's `.env`, stored apart from the package (`multinode.storage.secrets`); None
+    # without one, and in older manifests, whose packages still hold their `.env`.
+    secrets_uri: str | None = None
 
     def function(self, name: str) -> FunctionSpec | None:
         for spec in self.functions:
@@ -83,6 +86,7 @@ class InvocationInput(InvocationIdentity):
     args: list[str]
     kwargs: dict[str, str]
     created_at: float
+    secrets_uri: str | None = field(default=None, kw_only=True)  # the version's, see VersionManifest
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ class ServiceTarget:
     package: PackageRef
     requirements_sha256: str | None
     running: bool = True
+    secrets_uri: str | None = None  # the version's `.env`, see VersionManifest
 
 
 @dataclass

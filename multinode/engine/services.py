@@ -27,6 +27,7 @@ def target_of(manifest: VersionManifest, spec: ServiceSpec) -> ServiceTarget:
         spec=spec,
         package=manifest.package,
         requirements_sha256=manifest.requirements_sha256,
+        secrets_uri=manifest.secrets_uri,
     )
 
 

@@ -116,17 +116,17 @@ def _build(
 
 
 def _create_and_install(venv_dir: Path, requirements_file: Path, cache_root: Path) -> None:
-    uv = _uv_binary()
-    env = _uv_environment(cache_root)
+    uv = uv_binary()
+    env = uv_environment(cache_root)
     python = venv_dir / "bin" / "python"
-    _run_uv(
+    run_uv(
         [uv, "venv", "--color", "never", "--python", sys.executable, str(venv_dir)],
         env=env,
         cwd=cache_root,
         failure=f"could not create a virtual environment at {venv_dir}",
     )
     # Relative paths inside requirements.txt are relative to the tasks folder.
-    _run_uv(
+    run_uv(
         [uv, "pip", "install", "--color", "never", "--python", str(python),
          "-r", str(requirements_file)],
         env=env,
@@ -137,7 +137,7 @@ def _create_and_install(venv_dir: Path, requirements_file: Path, cache_root: Pat
     (venv_dir / COMPLETE_MARKER).write_text(f"{time.time()}\n")
 
 
-def _uv_binary() -> str:
+def uv_binary() -> str:
     try:
         import uv
 
@@ -151,7 +151,7 @@ def _uv_binary() -> str:
         return found
 
 
-def _uv_environment(cache_root: Path) -> dict[str, str]:
+def uv_environment(cache_root: Path) -> dict[str, str]:
     # The caller's environment carries uv's settings (UV_INDEX_URL, proxies...). Without a
     # cache dir of its own, uv's cache goes beside the venvs: it is then on the same file system,
     # where uv hard-links instead of copying, and is writable wherever the venvs are.
@@ -160,7 +160,7 @@ def _uv_environment(cache_root: Path) -> dict[str, str]:
     return env
 
 
-def _run_uv(args: list[str], *, env: dict[str, str], cwd: Path, failure: str) -> None:
+def run_uv(args: list[str], *, env: dict[str, str], cwd: Path, failure: str) -> None:
     try:
         completed = subprocess.run(
             args, env=env, cwd=cwd, capture_output=True, text=True, errors="replace", check=False
@@ -168,7 +168,7 @@ def _run_uv(args: list[str], *, env: dict[str, str], cwd: Path, failure: str) ->
     except OSError as error:
         raise RequirementsInstallError(f"{failure}: cannot run uv: {error}") from None
     if completed.returncode != 0:
-        raise RequirementsInstallError(_failure_message(failure, completed.stderr))
+        raise RequirementsInstallError(failure_message(failure, completed.stderr))
 
 
 def _write_runtime_pth(venv_dir: Path) -> None:
@@ -191,7 +191,7 @@ def _site_packages(venv_dir: Path) -> Path:
 # Turning uv's stderr into a short message
 
 
-def _failure_message(failure: str, stderr: str) -> str:
+def failure_message(failure: str, stderr: str) -> str:
     lines = summarize_uv_error(stderr)
     packages = failing_packages(stderr)
     headline = failure
@@ -275,5 +275,9 @@ __all__ = [
     "environment_dir",
     "environment_python",
     "failing_packages",
+    "failure_message",
+    "run_uv",
     "summarize_uv_error",
+    "uv_binary",
+    "uv_environment",
 ]

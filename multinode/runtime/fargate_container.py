@@ -1,8 +1,9 @@
 """The function image's entrypoint: `python -m multinode.runtime.fargate_container`, one per ECS task.
 
 It does in the container what the local backend does on the worker's machine: fetch the
-version's package (checked against its sha256 before anything is unpacked), build its
-requirements, fetch the attempt's arguments, and run `python -m multinode.runtime.runner` in its own
+version's package (checked against its sha256 before anything is unpacked), unpack its
+requirements' prebuilt environment (`multinode.runtime.environment_archive`; built from the index
+only when the deploy stored none), fetch the attempt's arguments, and run `python -m multinode.runtime.runner` in its own
 process group with a report pipe. The worker cannot reach it, so it reports through S3 (see
 `multinode.runtime.fargate_run`): the latest progress while it runs, the outcome at the end.
 
@@ -34,6 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from multinode.contract.connection import CONNECTION_VARIABLES, multinode_home
 from multinode.runtime import runner as _runner
+from multinode.runtime.environment_archive import python_path, unpack_prebuilt
 from multinode.runtime.fargate_run import (
     ENV_GRACE_PERIOD_SECONDS,
     ENV_PACKAGE_SHA256,
@@ -52,6 +54,7 @@ from multinode.runtime.fargate_run import (
 from multinode.runtime.frames import FrameReader
 from multinode.runtime.object_store import ObjectStore
 from multinode.runtime.preparation import PERMANENT_ERRORS, prepare_version
+from multinode.storage.secrets import secrets_from_environ
 
 # The container writes progress at most this often: S3 PUTs cost money and the worker reads
 # it at about the same rate.
@@ -206,11 +209,24 @@ class Uploader:
                 return
 
 
-def _prepare(config: ContainerConfig, store: ObjectStore) -> tuple[Path, Path, Path]:
-    """Unpack the code, build its environment and fetch the arguments."""
+@dataclass(frozen=True)
+class Prepared:
+    code_dir: Path
+    python: Path
+    input_path: Path
+    site: Path | None  # the prebuilt environment, on the function's PYTHONPATH
+
+
+def _prepare(config: ContainerConfig, store: ObjectStore) -> Prepared:
+    """Unpack the code and its prebuilt environment (or build one), and fetch the arguments."""
+    started = time.monotonic()
+    envs_root = config.home / "envs"
+    site = None
+    if config.requirements_sha256:
+        site = unpack_prebuilt(config.package_uri, config.requirements_sha256, envs_root, _say)
     version = prepare_version(
-        config.package_uri, config.package_sha256, config.requirements_sha256,
-        code_root=config.home / "code", envs_root=config.home / "envs", log=_say,
+        config.package_uri, config.package_sha256, None if site else config.requirements_sha256,
+        code_root=config.home / "code", envs_root=envs_root, log=_say,
     )
     arguments = store.get_json(config.location.bucket, config.location.key(INPUT_NAME))
     if arguments is None:
@@ -218,11 +234,12 @@ def _prepare(config: ContainerConfig, store: ObjectStore) -> tuple[Path, Path, P
     input_path = config.home / "runs" / config.invocation_id / f"attempt-{config.attempt}.input.json"
     input_path.parent.mkdir(parents=True, exist_ok=True)
     input_path.write_text(json.dumps(arguments))
-    return version.code_dir, version.python, input_path
+    _say(f"the attempt was set up in {time.monotonic() - started:.2f} s")
+    return Prepared(version.code_dir, version.python, input_path, site)
 
 
-def _runner_environment(environ: Mapping[str, str], config: ContainerConfig, code_dir: Path,
-                        input_path: Path) -> dict[str, str]:
+def _runner_environment(environ: Mapping[str, str], config: ContainerConfig,
+                        prepared: Prepared) -> dict[str, str]:
     env = {name: environ[name] for name in _PASSED_VARIABLES if name in environ}
     env.update({name: value for name, value in environ.items() if name.startswith(_PASSED_PREFIXES)})
     env.update({name: environ[name] for name in _CONNECTION_VARIABLES if name in environ})
@@ -230,10 +247,16 @@ def _runner_environment(environ: Mapping[str, str], config: ContainerConfig, cod
         {
             "PYTHONUNBUFFERED": "1",
             _runner.ENV_FUNCTION: config.function,
-            _runner.ENV_CODE_DIR: str(code_dir),
-            _runner.ENV_INPUT_PATH: str(input_path),
+            _runner.ENV_CODE_DIR: str(prepared.code_dir),
+            _runner.ENV_INPUT_PATH: str(prepared.input_path),
         }
     )
+    if prepared.site is not None:
+        env["PYTHONPATH"] = python_path(prepared.site, environ)
+    # The project's .env, from the environment file ECS read with the execution role; like the
+    # runner's own .env loading, it never replaces what the container set.
+    for name, value in secrets_from_environ(environ).items():
+        env.setdefault(name, value)
     return env
 
 
@@ -282,11 +305,11 @@ def _exit_code(returncode: int) -> int:
 
 
 def run_function(config: ContainerConfig, store: ObjectStore, stop: StopHandler,
-                 code_dir: Path, python: Path, input_path: Path) -> int:
+                 prepared: Prepared) -> int:
     uploader = Uploader(store, config)
     frames = Frames()
-    env = _runner_environment(os.environ, config, code_dir, input_path)
-    process, read_fd = _start_runner(python, code_dir, env)
+    env = _runner_environment(os.environ, config, prepared)
+    process, read_fd = _start_runner(prepared.python, prepared.code_dir, env)
     stop.process = process
     started_at = time.time()
     reader = threading.Thread(target=frames.pump, args=(read_fd,), name="frames", daemon=True)
@@ -328,7 +351,7 @@ def _report_failure(config: ContainerConfig, store: ObjectStore, document: dict[
 
 def run(config: ContainerConfig, store: ObjectStore, stop: StopHandler) -> int:
     try:
-        code_dir, python, input_path = _prepare(config, store)
+        prepared = _prepare(config, store)
     except PERMANENT_ERRORS as exc:
         _say(f"{type(exc).__name__}: {exc}")
         error = {"type": type(exc).__name__, "message": str(exc), "traceback": None}
@@ -338,7 +361,7 @@ def run(config: ContainerConfig, store: ObjectStore, stop: StopHandler) -> int:
         _say(f"preparing the attempt failed: {type(exc).__name__}: {exc}")
         _report_failure(config, store, {"exit_code": EXIT_INFRASTRUCTURE, "infrastructure": str(exc)})
         return EXIT_INFRASTRUCTURE
-    return run_function(config, store, stop, code_dir, python, input_path)
+    return run_function(config, store, stop, prepared)
 
 
 def main() -> NoReturn:

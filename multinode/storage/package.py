@@ -27,8 +27,9 @@ from multinode.errors import DeployError, PackageIntegrityError
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
+# `.env` is stored apart, readable by its project's functions only (`multinode.storage.secrets`).
 EXCLUDED_NAMES = frozenset(
-    {"__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+    {"__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".env"}
 )
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 MAX_PACKAGE_BYTES = 100 * 1024 * 1024

@@ -77,6 +77,46 @@ class S3PackageStore:
         return True
 
 
+def put_encrypted(store_spec: str, name: str, data: bytes, kms_key_id: str | None) -> str:
+    """Put `data` at `<prefix><name>` encrypted with KMS (`kms_key_id`, or the account's
+    aws/s3 key); returns its URI."""
+    bucket, prefix = parse_s3_uri(store_spec)
+    key = normalize_prefix(prefix) + name
+    client = s3_client()
+    try:
+        if kms_key_id:
+            client.put_object(Bucket=bucket, Key=key, Body=data, ServerSideEncryption="aws:kms",
+                              SSEKMSKeyId=kms_key_id)
+        else:
+            client.put_object(Bucket=bucket, Key=key, Body=data, ServerSideEncryption="aws:kms")
+    except (ClientError, BotoCoreError) as error:
+        raise OSError(f"could not store s3://{bucket}/{key}: {error}") from error
+    return f"s3://{bucket}/{key}"
+
+
+def object_exists(uri: str) -> bool:
+    bucket, key = parse_s3_uri(uri)
+    try:
+        s3_client().head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if is_missing(error):
+            return False
+        raise OSError(f"could not read {uri}: {error}") from error
+    return True
+
+
+def put_if_absent(uri: str, data: bytes) -> bool:
+    """Put `data` at `uri` unless an object is there already; whether it was put."""
+    if object_exists(uri):
+        return False
+    bucket, key = parse_s3_uri(uri)
+    try:
+        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+    except (ClientError, BotoCoreError) as error:
+        raise OSError(f"could not store {uri}: {error}") from error
+    return True
+
+
 def _check_digest(data: bytes, sha256: str) -> None:
     # The digest becomes part of the key, and a package is named by its content: both must hold.
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):

@@ -90,6 +90,11 @@ def _local_path(spec: str) -> Path:
     return Path(unquote(parsed.path))
 
 
+def local_store_root(spec: str) -> Path:
+    """The folder of a directory store (a path or `file://...`)."""
+    return _local_path(spec).expanduser().absolute()
+
+
 def package_store_for(spec: str) -> PackageStore:
     """The store named by `spec`: a directory path, `file://...` or `s3://bucket/prefix`."""
     if not spec.strip():

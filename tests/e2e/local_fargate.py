@@ -78,6 +78,8 @@ class LocalFargate(EcsApi):
         self.faults: list[Fault] = []
         self.running = 0
         self.peak_running = 0
+        self.image_environment: dict[str, str] = {}  # what the function image's ENV would add
+        self.launches: list[Mapping[str, Any]] = []  # every RunTask's parameters, as sent
         self._lock = threading.RLock()
         self._logs = boto3.client("logs")
 
@@ -100,6 +102,7 @@ class LocalFargate(EcsApi):
 
     def run_task(self, params: Mapping[str, Any], worker: str = "worker") -> dict[str, Any]:
         response = self.inner.run_task(params)
+        self.launches.append(params)
         for task in response.get("tasks", []):
             self._start(task["taskArn"], params, worker)
         return response
@@ -117,7 +120,12 @@ class LocalFargate(EcsApi):
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
             "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
+            **self.image_environment,
         }
+        # The agent reads the environment files with the execution role before the container
+        # starts; a variable set in `environment` wins over a file's.
+        for file in override.get("environmentFiles", []):
+            env.update(_environment_file(file))
         env.update({e["name"]: e["value"] for e in container.get("environment", [])})
         env.update({e["name"]: e["value"] for e in override.get("environment", [])})
         return env
@@ -245,6 +253,20 @@ class LocalFargate(EcsApi):
                 task.killer.cancel()
             if task.reader is not None:
                 task.reader.join(timeout=10)
+
+
+def _environment_file(file: Mapping[str, str]) -> dict[str, str]:
+    """One of `environmentFiles`, read and parsed as the ECS agent does: `NAME=VALUE` lines,
+    `#` comments and blank lines skipped, nothing unquoted."""
+    assert file["type"] == "s3", file
+    bucket, key = file["value"].removeprefix("arn:aws:s3:::").split("/", 1)
+    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    values = {}
+    for line in body.splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name] = value
+    return values
 
 
 class _WorkerSeam(EcsApi):

@@ -105,7 +105,9 @@ def create_stack(moto_url: str) -> Stack:
         }],
     )["taskDefinition"]["taskDefinitionArn"]
     boto3.client("logs").create_log_group(logGroupName=LOG_GROUP)
+    secrets_key = boto3.client("kms").create_key(Description="multinode secrets")["KeyMetadata"]["Arn"]
     return Stack({
+        "MULTINODE_SECRETS_KMS_KEY": secrets_key,
         "MULTINODE_FARGATE_CLUSTER": CLUSTER,
         "MULTINODE_FARGATE_TASK_DEFINITION": definition,
         "MULTINODE_FARGATE_SUBNETS": subnet,

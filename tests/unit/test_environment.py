@@ -51,13 +51,13 @@ def run_python(python: Path, code: str) -> str:
 
 def count_uv_venv_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     calls: list[list[str]] = []
-    real_run_uv = _environment._run_uv
+    real_run_uv = _environment.run_uv
 
     def counting(args: list[str], **kwargs: object) -> None:
         calls.append(args)
         real_run_uv(args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_environment, "_run_uv", counting)
+    monkeypatch.setattr(_environment, "run_uv", counting)
     return calls
 
 
@@ -190,10 +190,10 @@ def test_incomplete_environment_is_rebuilt(tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 def test_caller_uv_cache_dir_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "mine"))
-    assert _environment._uv_environment(tmp_path)["UV_CACHE_DIR"] == str(tmp_path / "mine")
+    assert _environment.uv_environment(tmp_path)["UV_CACHE_DIR"] == str(tmp_path / "mine")
     monkeypatch.delenv("UV_CACHE_DIR")
     monkeypatch.setenv("UV_INDEX_URL", "https://example.invalid/simple")
-    env = _environment._uv_environment(tmp_path)
+    env = _environment.uv_environment(tmp_path)
     assert env["UV_CACHE_DIR"].startswith(str(tmp_path))
     assert env["UV_INDEX_URL"] == "https://example.invalid/simple"
 

@@ -21,6 +21,7 @@ from multinode.runtime.fargate_run import (
     MAX_CONTAINER_GRACE_SECONDS,
     RunLocation,
 )
+from multinode.storage.secrets import s3_object_arn
 from temporal_workers.backends import attempt_environment
 from temporal_workers.backends.fargate.config import CONTAINER_NAME, FargateConfig
 from temporal_workers.backends.fargate.sizes import smallest_fargate_size
@@ -80,16 +81,16 @@ def container_environment(
 def task_overrides(request: AttemptRequest, environment: Mapping[str, str]) -> Json:
     options = request.invocation.options
     size = smallest_fargate_size(options.cpu, options.memory_mib)
-    overrides: Json = {
-        "cpu": size.cpu,
-        "memory": size.memory,
-        "containerOverrides": [
-            {
-                "name": CONTAINER_NAME,
-                "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
-            }
-        ],
+    container: Json = {
+        "name": CONTAINER_NAME,
+        "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
     }
+    secrets_uri = request.invocation.secrets_uri
+    if secrets_uri:
+        # The project's .env: ECS's agent reads it with the task execution role (the function's
+        # own role cannot), so the worker never holds the values, nor do the overrides.
+        container["environmentFiles"] = [{"value": s3_object_arn(secrets_uri), "type": "s3"}]
+    overrides: Json = {"cpu": size.cpu, "memory": size.memory, "containerOverrides": [container]}
     length = len(json.dumps(overrides, separators=(",", ":")))
     if length > MAX_OVERRIDES_CHARS:
         raise OverridesTooLargeError(

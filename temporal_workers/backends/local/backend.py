@@ -27,6 +27,7 @@ from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptR
 from multinode.contract.service_state import ServiceExit, ServiceRun
 from multinode.runtime import runner as _runner
 from multinode.runtime.preparation import PERMANENT_ERRORS, PreparedVersion, prepare_version
+from multinode.storage.secrets import read_secrets
 from temporal_workers.backends import (
     AttemptSession,
     ContainerBackend,
@@ -74,6 +75,7 @@ class LocalBackend(ContainerBackend):
         self._metrics = metrics
         self._limiter = limiter or CgroupLimiter()
         self._prepared: dict[tuple[str, str | None], PreparedVersion] = {}
+        self._secrets_read: dict[str, dict[str, str]] = {}
         self._preparing: dict[tuple[str, str | None], asyncio.Future[PreparedVersion]] = {}
         self._running: set[AttemptProcess] = set()
         self._background: set[asyncio.Future[None]] = set()
@@ -132,29 +134,42 @@ class LocalBackend(ContainerBackend):
         fails the invocation with it, without another attempt."""
         try:
             version = await self._prepare(request, session)
+            secrets = await self._secrets(request.invocation.secrets_uri)
         except asyncio.CancelledError:
             if session.interruption() == "cancel":
                 return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
             raise
         except OSError as exc:
             raise InfrastructureError(f"preparing the attempt failed: {exc}") from exc
-        return await self._launch_and_supervise(request, session, version.code_dir, version.python)
+        return await self._launch_and_supervise(request, session, version.code_dir, version.python, secrets)
+
+    async def _secrets(self, uri: str | None) -> dict[str, str]:
+        """The project's `.env`, read by the worker (which knows the attempt's project) from its
+        own object, never from the package; once per version."""
+        if uri is None:
+            return {}
+        if uri not in self._secrets_read:
+            self._secrets_read[uri] = await asyncio.to_thread(read_secrets, uri)
+        return self._secrets_read[uri]
 
     def _runs_dir(self) -> Path:
         directory = self._settings.runs_dir
         directory.mkdir(parents=True, exist_ok=True)
         return directory
 
-    def _environment(self, request: AttemptRequest, code_dir: Path, input_path: Path) -> dict[str, str]:
+    def _environment(self, request: AttemptRequest, code_dir: Path, input_path: Path,
+                     secrets: dict[str, str]) -> dict[str, str]:
         connection = self._settings.connection
         env = base_environment()
         env.update(attempt_environment(request, connection))
         env.update({_runner.ENV_CODE_DIR: str(code_dir), _runner.ENV_INPUT_PATH: str(input_path)})
         env.update(connection_environment(connection)[1])  # the key and TLS material
-        return env
+        # As the runner loads a package's own .env: it never replaces what the worker set.
+        return {**secrets, **env}
 
     async def _launch_and_supervise(
-        self, request: AttemptRequest, session: AttemptSession, code_dir: Path, python: Path
+        self, request: AttemptRequest, session: AttemptSession, code_dir: Path, python: Path,
+        secrets: dict[str, str],
     ) -> AttemptOutcome:
         invocation = request.invocation
         log_path = attempt_log_path(self._runs_dir(), invocation.invocation_id, request.attempt_number)
@@ -171,7 +186,7 @@ class LocalBackend(ContainerBackend):
             self._standbys.replenish(key)
         try:
             return await self._run_process(request, session, code_dir, python, input_path, log_path,
-                                           cgroup, standby)
+                                           cgroup, standby, secrets)
         finally:
             if cgroup is not None:
                 # Removing a cgroup can wait on the kernel as long as joining one: off the
@@ -182,8 +197,9 @@ class LocalBackend(ContainerBackend):
     async def _run_process(
         self, request: AttemptRequest, session: AttemptSession, code_dir: Path, python: Path,
         input_path: Path, log_path: Path, cgroup: Cgroup | None, standby: Standby | None,
+        secrets: dict[str, str],
     ) -> AttemptOutcome:
-        env = self._environment(request, code_dir, input_path)
+        env = self._environment(request, code_dir, input_path, secrets)
         read_fd, write_fd = os.pipe()
         try:
             with open(log_path, "ab") as log_file:

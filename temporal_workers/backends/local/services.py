@@ -25,6 +25,7 @@ from multinode.contract.services import ServiceStatus
 from multinode.runtime import runner as _runner
 from multinode.runtime import service as _service_runtime
 from multinode.runtime.preparation import PreparedVersion
+from multinode.storage.secrets import read_secrets
 from temporal_workers.backends import InfrastructureError, ServiceSession
 from temporal_workers.backends.local.cgroups import Cgroup, CgroupLimiter
 from temporal_workers.backends.local.process import base_environment, kill_tree, reap, send_signal
@@ -97,7 +98,7 @@ class LocalServiceRun:
         self.address = f"http://{HOST}:{self.port}"
         self.log_path = service_log_path(settings.home, target.project_name, target.spec.name)
 
-    def _environment(self) -> dict[str, str]:
+    def _environment(self, secrets: dict[str, str]) -> dict[str, str]:
         target = self.run_.target
         public, secret = connection_environment(self.settings.connection)
         env = base_environment()
@@ -111,7 +112,7 @@ class LocalServiceRun:
             _service_runtime.ENV_PORT: str(self.port),
             _runner.ENV_CODE_DIR: str(self.version.code_dir),
         })
-        return env
+        return {**secrets, **env}  # the project's .env, read by the worker, never replaces these
 
     async def run(self) -> ServiceExit:
         problem = port_problem(self.port)
@@ -121,7 +122,8 @@ class LocalServiceRun:
         cgroup = self.limiter.create(
             f"service-{target.project_name}-{target.spec.name}-{self.run_.run}", target.spec.cpu, target.spec.memory_mib
         )
-        env = self._environment()
+        uri = target.secrets_uri
+        env = self._environment(await asyncio.to_thread(read_secrets, uri) if uri else {})
         if cgroup is not None and cgroup.deferred_cpu_procs is not None:
             env[_runner.ENV_CPU_CGROUP] = str(cgroup.deferred_cpu_procs)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -136,7 +136,8 @@ class FargateTier:
         credentials (here moto's)."""
         return {**os.environ, "MULTINODE_HOME": str(self.root / "cli-home"),
                 "MULTINODE_API_URL": self.plane.address, "MULTINODE_TASK_QUEUE": self.queue,
-                "MULTINODE_PACKAGE_STORE": self.stack.environ["MULTINODE_PACKAGE_STORE"]}
+                "MULTINODE_PACKAGE_STORE": self.stack.environ["MULTINODE_PACKAGE_STORE"],
+                "MULTINODE_SECRETS_KMS_KEY": self.stack.environ["MULTINODE_SECRETS_KMS_KEY"]}
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "multinode_cli.main", *args], env=self.cli_env,
