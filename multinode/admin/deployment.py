@@ -61,6 +61,12 @@ class Built:
     folder: Path
 
 
+def build_manifest(folder: Path, project_name: str) -> tuple[VersionManifest, bytes]:
+    """The manifest and the package (without its `.env`) of a deploy, before anything is stored."""
+    manifest, built = build_version(folder, project_name)
+    return manifest, built.package
+
+
 def build_version(folder: Path, project_name: str) -> tuple[VersionManifest, Built]:
     """Everything a deploy does before it talks to the control plane."""
     check_name(project_name, "project name")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import tarfile
 import uuid
@@ -71,8 +72,11 @@ def test_requirements_and_env_reach_a_task_without_index_or_package(tier: Fargat
     # The requirements' environment, built once at deploy for the image's Python.
     [archive_key] = [k for k in tier.bucket_keys("store/environments/") if k.endswith("-py311-x86_64.tar.gz")]
 
-    tier.fargate.image_environment = {"UV_INDEX_URL": UNREACHABLE_INDEX, "PIP_INDEX_URL": UNREACHABLE_INDEX,
-                                      "UV_DEFAULT_INDEX": UNREACHABLE_INDEX}
+    # The image trusts this machine's CAs (as a real one would its network's), so an install could
+    # reach an index: only the index's address keeps it from one.
+    certificates = {k: os.environ[k] for k in ("SSL_CERT_FILE", "SSL_CERT_DIR") if k in os.environ}
+    tier.fargate.image_environment = {**certificates, "UV_INDEX_URL": UNREACHABLE_INDEX,
+                                      "PIP_INDEX_URL": UNREACHABLE_INDEX, "UV_DEFAULT_INDEX": UNREACHABLE_INDEX}
     probe = mn.Function("probe", project_name=project, client=tier.client)
     invocation_id = probe.start()
     result = probe.await_result(invocation_id, timeout=90)
@@ -94,4 +98,4 @@ def test_requirements_and_env_reach_a_task_without_index_or_package(tier: Fargat
     failing = probe.start()
     with pytest.raises(InvocationFailedError) as failed:
         probe.await_result(failing, timeout=90)
-    assert "RequirementsInstallError" in str(failed.value) or "requirements" in str(failed.value)
+    assert "RequirementsInstallError" in str(failed.value) and "127.0.0.1:9" in str(failed.value)
