@@ -21,6 +21,7 @@ EXPECTED_OUTPUTS = {
     "ClusterName",
     "PackagesBucketName",
     "PackageStore",
+    "SecretsKmsKeyArn",
     "FunctionTaskDefinitionArn",
     "SecurityGroupId",
     "FunctionLogGroupName",
@@ -137,10 +138,35 @@ def test_function_task_role_reads_packages_and_writes_only_its_runs() -> None:
     ]
     assert [s["Action"] for s in statements] == ["s3:GetObject", "s3:PutObject"]
     assert [s["Resource"] for s in statements] == [
-        [{"Fn::Sub": "${PackagesBucket.Arn}/packages/*"}, {"Fn::Sub": "${PackagesBucket.Arn}/runs/*"}],
+        [{"Fn::Sub": "${PackagesBucket.Arn}/packages/*"}, {"Fn::Sub": "${PackagesBucket.Arn}/environments/*"},
+         {"Fn::Sub": "${PackagesBucket.Arn}/runs/*"}],
         {"Fn::Sub": "${PackagesBucket.Arn}/runs/*"},
     ]
     assert "ManagedPolicyArns" not in role["Properties"]
+
+
+@pytest.mark.timeout(10)
+def test_only_the_function_execution_role_reads_and_decrypts_the_projects_env_files() -> None:
+    template = _template()
+    resources = template["Resources"]
+    execution = _task_definition_with(template, "function")["ExecutionRoleArn"]["Fn::GetAtt"][0]
+    [files] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::IAM::Policy"
+               and r["Properties"]["PolicyName"] == "read-project-environment-files"]
+    assert files["Roles"] == [{"Ref": execution}]
+    statements = {s["Action"]: s["Resource"] for s in files["PolicyDocument"]["Statement"]}
+    assert statements == {"s3:GetObject": {"Fn::Sub": "${PackagesBucket.Arn}/secrets/*"},
+                          "s3:GetBucketLocation": {"Fn::GetAtt": ["PackagesBucket", "Arn"]},
+                          "kms:Decrypt": {"Fn::GetAtt": ["SecretsKey", "Arn"]}}
+    # The two roles that run code (the function's and the worker's) are refused by the bucket.
+    [deny] = [s for s in resources["PackagesBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+              if s.get("Sid") == "DenyEnvironmentFilesToTaskRoles"]
+    assert deny["Effect"] == "Deny" and deny["Resource"] == {"Fn::Sub": "${PackagesBucket.Arn}/secrets/*"}
+    assert deny["Principal"]["AWS"] == [{"Fn::GetAtt": ["FunctionTaskRole", "Arn"]},
+                                        {"Fn::GetAtt": ["WorkerTaskRole", "Arn"]}]
+    # Nobody else is granted the key in IAM: no role or other policy of the stack names it.
+    named = [name for name, r in resources.items()
+             if r["Type"] in ("AWS::IAM::Role", "AWS::IAM::Policy") and "SecretsKey" in str(r)]
+    assert named == ["FunctionEnvironmentFilesPolicy"]
 
 
 def present(items: list[Any] | None) -> list[Any]:
