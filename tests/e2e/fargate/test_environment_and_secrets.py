@@ -77,7 +77,7 @@ def test_requirements_and_env_reach_a_task_without_index_or_package(tier: Fargat
     certificates = {k: os.environ[k] for k in ("SSL_CERT_FILE", "SSL_CERT_DIR") if k in os.environ}
     tier.fargate.image_environment = {**certificates, "UV_INDEX_URL": UNREACHABLE_INDEX,
                                       "PIP_INDEX_URL": UNREACHABLE_INDEX, "UV_DEFAULT_INDEX": UNREACHABLE_INDEX}
-    probe = mn.Function("probe", project_name=project, client=tier.client)
+    probe: mn.Function[[], dict[str, str]] = mn.Function("probe", project_name=project, client=tier.client)
     invocation_id = probe.start()
     result = probe.await_result(invocation_id, timeout=90)
     assert result["six"] == "1.16.0" and result["token"] == token
