@@ -38,6 +38,7 @@ from multinode.runtime.fargate_run import (
     ENV_GRACE_PERIOD_SECONDS,
     ENV_PACKAGE_SHA256,
     ENV_PACKAGE_URI,
+    ENV_PROGRESS_INTERVAL_SECONDS,
     ENV_REQUIREMENTS_SHA256,
     ENV_RUN_TOKEN,
     ENV_RUN_URI,
@@ -46,6 +47,7 @@ from multinode.runtime.fargate_run import (
     INPUT_NAME,
     MAX_CONTAINER_GRACE_SECONDS,
     OUTCOME_NAME,
+    PROGRESS_INTERVAL_SECONDS,
     PROGRESS_NAME,
     RunLocation,
 )
@@ -53,9 +55,6 @@ from multinode.runtime.frames import FrameReader
 from multinode.runtime.object_store import ObjectStore
 from multinode.runtime.preparation import PERMANENT_ERRORS, prepare_version
 
-# The container writes progress at most this often: S3 PUTs cost money and the worker reads
-# it at about the same rate.
-PROGRESS_UPLOAD_INTERVAL_SECONDS = 0.5
 UPLOAD_TRIES = 4
 # Passed through to the function: its locale and paths, and the task's own AWS identity.
 _PASSED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
@@ -85,6 +84,7 @@ class ContainerConfig:
     timeout_seconds: float
     grace_seconds: float
     invocation_id: str
+    progress_interval_seconds: float
     attempt: str
     home: Path
 
@@ -101,6 +101,10 @@ class ContainerConfig:
             timeout_seconds=float(environ[ENV_TIMEOUT_SECONDS]),
             grace_seconds=min(grace, MAX_CONTAINER_GRACE_SECONDS),
             invocation_id=environ["MULTINODE_INVOCATION_ID"],
+            # The worker's cadence; a changed yield is written at most this often.
+            progress_interval_seconds=float(
+                environ.get(ENV_PROGRESS_INTERVAL_SECONDS) or PROGRESS_INTERVAL_SECONDS
+            ),
             attempt=environ["MULTINODE_ATTEMPT"],
             home=multinode_home(),
         )
@@ -194,7 +198,7 @@ class Uploader:
     def progress_loop(self, frames: Frames, done: threading.Event) -> None:
         sent = 0
         while True:
-            finished = done.wait(PROGRESS_UPLOAD_INTERVAL_SECONDS)
+            finished = done.wait(self.config.progress_interval_seconds)
             version, value = frames.latest_progress()
             if version != sent:
                 try:

@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from multinode.contract import names as _names
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
+from temporal_workers.activities.heartbeat_pacer import HeartbeatPacer
 from temporal_workers.backends import ContainerBackend, InfrastructureError
 from temporal_workers.metrics import HANDED_BACK, NO_METRICS, WorkerMetrics
 from temporal_workers.quota.lease_book import Admission
@@ -25,9 +26,8 @@ from temporal_workers.quota.leases import QuotaLeases
 
 log = logging.getLogger("multinode.worker")
 
-# While an attempt waits for a slot: often enough for the engine's heartbeat timeout and for a
-# cancel to arrive (cancels reach activities with heartbeat answers), rarely enough that a
-# queue of waiting attempts does not load the control plane.
+# How often an attempt waiting for a slot offers a heartbeat (the pacer sends one only every
+# half heartbeat timeout, so a queue of waiting attempts does not load the control plane).
 ADMISSION_HEARTBEAT_SECONDS = 1.0
 # The longest an attempt queues in its worker for a slot of the worker's lease; after that it
 # queues at the function's semaphore instead (keeping its place: both order by invocation id).
@@ -51,9 +51,31 @@ class _ActivitySession:
         self._workflow_id = workflow_id
         self._attempt_number = attempt_number
         self._owner = owner
+        timeout = activity.info().heartbeat_timeout
+        self._pacer = HeartbeatPacer.for_timeout(timeout.total_seconds() if timeout else None)
+        self._held_timer: asyncio.TimerHandle | None = None
 
     def heartbeat(self, progress: AttemptProgress) -> None:
-        activity.heartbeat(progress)
+        now = time.monotonic()
+        if self._pacer.offer(progress, now):
+            activity.heartbeat(progress)
+            return
+        due = self._pacer.held_until()
+        if due is not None and self._held_timer is None:
+            # Scheduled from the activity, so the timer runs in its context.
+            self._held_timer = asyncio.get_running_loop().call_later(max(0.0, due - now), self._send_held)
+
+    def _send_held(self) -> None:
+        self._held_timer = None
+        held = self._pacer.take_held(time.monotonic())
+        if held is not None:
+            activity.heartbeat(held)
+
+    def close(self) -> None:
+        """No heartbeat after the attempt's end: its outcome says it all."""
+        if self._held_timer is not None:
+            self._held_timer.cancel()
+            self._held_timer = None
 
     async def notify_started(self, started_at: float) -> None:
         try:
@@ -123,6 +145,7 @@ class AttemptActivities:
                 raise
             raise _handed_back("the worker is stopping") from None
         finally:
+            session.close()
             if task is not None:
                 self._running.discard(task)
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from multinode.errors import InvalidOptionError
+from multinode.runtime.fargate_run import PROGRESS_INTERVAL_SECONDS
 
 # The function task definition must agree on these: the container the overrides address, and
 # the prefix of its awslogs streams (`multinode logs` reads them).
@@ -75,8 +76,10 @@ class Timings:
 
     # How often describe_tasks is called: ECS's read rate limit is shared by all attempts.
     describe_interval: float = 2.0
-    progress_interval: float = 0.5
-    # Cancellation reaches the activity only through heartbeats; this bounds its latency.
+    # How often the container writes a changed yield and the worker reads it (a conditional
+    # GET: unchanged costs no transfer, but each look is a request).
+    progress_interval: float = PROGRESS_INTERVAL_SECONDS
+    # How often the supervisor offers a heartbeat; the attempt's pacer decides which go out.
     tick: float = 0.25
     # Waits between RunTask tries on throttling, server errors and capacity shortage.
     launch_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)

@@ -117,7 +117,8 @@ class AttemptSupervisor:
         self.heartbeat()
         try:
             environment = container_environment(
-                self.request, self.backend.settings, self.location, self.run_token
+                self.request, self.backend.settings, self.location, self.run_token,
+                self.timings.progress_interval,
             )
             params = run_task_params(
                 self.request, self.backend.config, task_overrides(self.request, environment)
