@@ -72,9 +72,9 @@ class Script:
     runs_forever: bool = False
 
 
-def client_error(code: str, status: int = 400) -> ClientError:
+def client_error(code: str, status: int = 400, message: str | None = None) -> ClientError:
     return ClientError(
-        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        {"Error": {"Code": code, "Message": message or code}, "ResponseMetadata": {"HTTPStatusCode": status}},
         "RunTask",
     )
 

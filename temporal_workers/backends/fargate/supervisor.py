@@ -16,7 +16,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, ErrorInfo, Outcome
 from multinode.runtime.fargate_run import INPUT_NAME, OUTCOME_NAME, PROGRESS_NAME, TASK_NAME, RunLocation
 from temporal_workers.backends import AttemptSession, InfrastructureError
-from temporal_workers.backends.fargate.ecs import capacity_shortage, retryable, timestamp
+from temporal_workers.backends.fargate.ecs import (
+    refusal_message,
+    timestamp,
+    transient_failures,
+    transient_refusal,
+)
 from temporal_workers.backends.fargate.outcome import classify
 from temporal_workers.backends.fargate.request import (
     client_token,
@@ -25,7 +30,7 @@ from temporal_workers.backends.fargate.request import (
     run_task_params,
     task_overrides,
 )
-from temporal_workers.backends.outcome import attempt_outcome, not_started
+from temporal_workers.backends.outcome import attempt_outcome, not_started, not_started_error
 
 if TYPE_CHECKING:
     from temporal_workers.backends.fargate.backend import FargateBackend
@@ -37,6 +42,10 @@ Json = dict[str, Any]
 
 STOP_CANCEL = "multinode: cancel"
 STOP_TIMEOUT = "multinode: timeout"
+
+
+class LaunchRefused(Exception):
+    """Fargate refused the launch for a reason no retry mends (the message says which)."""
 
 
 @dataclass
@@ -130,7 +139,10 @@ class AttemptSupervisor:
         self._check_abandoned()
         if self.cancel_requested:
             return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
-        task_arn = await self._launch(params)
+        try:
+            task_arn = await self._launch(params)
+        except LaunchRefused as exc:
+            return not_started_error(ErrorInfo(type="LaunchFailed", message=str(exc)))
         if task_arn is None:
             self._check_abandoned()
             return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
@@ -180,8 +192,11 @@ class AttemptSupervisor:
             try:
                 response = await self.call(self.backend.ecs.run_task, params)
             except ClientError as exc:
-                if not retryable(exc):
-                    raise InfrastructureError(f"RunTask was refused: {exc}") from exc
+                if not transient_refusal(exc):
+                    error = exc.response.get("Error", {})
+                    raise LaunchRefused(refusal_message(
+                        f"{error.get('Code', 'error')}: {error.get('Message', '')}"
+                    )) from exc
                 problem = str(exc)  # the same token again: the call may have gone through
             except BotoCoreError as exc:
                 problem = str(exc)
@@ -191,8 +206,8 @@ class AttemptSupervisor:
                     return str(tasks[0]["taskArn"])
                 failures = list(response.get("failures") or [])
                 problem = "; ".join(f"{f.get('reason', '')} {f.get('detail', '')}".strip() for f in failures)
-                if not capacity_shortage(failures):
-                    raise InfrastructureError(f"RunTask failed: {problem or 'no task and no reason'}")
+                if not transient_failures(failures):
+                    raise LaunchRefused(refusal_message(problem or "no task and no reason"))
                 launch += 1  # nothing started: a fresh token, or AWS may answer with this failure again
             if try_number < len(delays):
                 log.warning("%s attempt %d: launch retry in %gs: %s", invocation.invocation_id,
@@ -242,9 +257,11 @@ class AttemptSupervisor:
             return None
         if task is None:
             if now - watch.launched > self.timings.visibility_grace:
-                error = ErrorInfo(type="ProcessKilled", message="the task disappeared")
-                return attempt_outcome(Outcome.FAILED, watch.progress, has_value=watch.has_progress,
-                                started_at=watch.started_at, error=error)
+                # ECS no longer knows the task (or never showed it): the engine's fault, not the
+                # function's. Stopped first in case it is only invisible, so that the engine's
+                # retry is the only copy that runs.
+                await self._stop(task_arn, "multinode: the task vanished from DescribeTasks")
+                raise InfrastructureError(f"the task {task_arn} vanished: ECS no longer describes it")
             return None
         status = task.get("lastStatus")
         if status == "STOPPED":
