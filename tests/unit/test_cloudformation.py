@@ -25,6 +25,7 @@ EXPECTED_OUTPUTS = {
     "SecurityGroupId",
     "FunctionLogGroupName",
     "WorkerLogGroupName",
+    "Networking",
 }
 
 

@@ -13,6 +13,7 @@ from multinode.runtime.fargate_run import PROGRESS_INTERVAL_SECONDS
 # the prefix of its awslogs streams (`multinode logs` reads them).
 CONTAINER_NAME = "function"
 LOG_STREAM_PREFIX = "multinode"
+CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class FargateConfig:
     package_store: str
     log_group: str
     endpoint_url: str | None = None
+    # Where function tasks run: FARGATE (on-demand) or FARGATE_SPOT (up to 70% cheaper, and
+    # AWS may reclaim a task with two minutes' notice: the engine retries it, uncounted).
+    capacity_provider: str = "FARGATE"
 
 
 _REQUIRED_VARIABLES = {
@@ -53,6 +57,11 @@ def load_fargate_config(environ: Mapping[str, str]) -> FargateConfig:
         raise InvalidOptionError(
             f"MULTINODE_FARGATE_ASSIGN_PUBLIC_IP={public_ip!r}: use ENABLED or DISABLED"
         )
+    capacity = environ.get("MULTINODE_FARGATE_CAPACITY_PROVIDER", "").strip().upper() or "FARGATE"
+    if capacity not in CAPACITY_PROVIDERS:
+        raise InvalidOptionError(
+            f"MULTINODE_FARGATE_CAPACITY_PROVIDER={capacity!r}: use {' or '.join(CAPACITY_PROVIDERS)}"
+        )
     if not values["package_store"].lower().startswith("s3://"):
         raise InvalidOptionError(
             f"MULTINODE_PACKAGE_STORE={values['package_store']!r}: the fargate backend needs an "
@@ -67,6 +76,7 @@ def load_fargate_config(environ: Mapping[str, str]) -> FargateConfig:
         package_store=values["package_store"],
         log_group=values["log_group"],
         endpoint_url=environ.get("AWS_ENDPOINT_URL") or None,
+        capacity_provider=capacity,
     )
 
 

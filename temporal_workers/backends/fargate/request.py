@@ -113,10 +113,16 @@ def run_task_params(
         "multinode:function": invocation.function_name,
         "multinode:attempt": str(request.attempt_number),
     }
+    # Spot needs a capacity provider strategy (the cluster lists FARGATE_SPOT); on-demand keeps
+    # the launch type, which works on any cluster. ECS refuses both at once.
+    placement: Json = (
+        {"launchType": "FARGATE"} if config.capacity_provider == "FARGATE"
+        else {"capacityProviderStrategy": [{"capacityProvider": config.capacity_provider, "weight": 1}]}
+    )
     return {
         "cluster": config.cluster,
         "taskDefinition": config.task_definition,
-        "launchType": "FARGATE",
+        **placement,
         "count": 1,
         "networkConfiguration": {
             "awsvpcConfiguration": {
