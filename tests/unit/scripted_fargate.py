@@ -7,6 +7,7 @@ import asyncio
 import copy
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,10 @@ class ScriptedEcs(EcsApi):
             return None if status is None else {"taskArn": TASK_ARN, "lastStatus": status,
                                                 "containers": [{"name": "function"}]}
         return self._stopped(script.stopped)
+
+    def describe_tasks(self, cluster: str, task_arns: Sequence[str]) -> dict[str, Any]:
+        found = {arn: self.describe_task(cluster, arn) for arn in task_arns}
+        return {arn: task for arn, task in found.items() if task is not None}
 
     def _stopped(self, stopped: dict[str, Any]) -> dict[str, Any]:
         if self.script.outcome is not None:

@@ -62,6 +62,11 @@ def test_ecs_calls_are_well_formed(aws: None, tmp_path: Path) -> None:
     stopped = api.describe_task("multinode", task["taskArn"])
     assert stopped is not None and stopped["stoppedReason"] == "multinode: cancel"
     assert api.describe_task("multinode", task["taskArn"].replace(task["taskArn"][-6:], "ffffff")) is None
+    # Several tasks in one call: what the worker's shared round asks.
+    [second] = api.run_task({**params, "clientToken": "token-2"})["tasks"]
+    unknown = task["taskArn"].replace(task["taskArn"][-6:], "ffffff")
+    found = api.describe_tasks("multinode", [task["taskArn"], second["taskArn"], unknown])
+    assert set(found) == {task["taskArn"], second["taskArn"]}
 
 
 def test_spot_launches_through_the_capacity_provider_strategy(aws: None, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from multinode.runtime.object_store import ObjectStore
 from temporal_workers.backends import AttemptSession, ContainerBackend
 from temporal_workers.backends.fargate.config import FargateConfig, Timings, load_fargate_config
 from temporal_workers.backends.fargate.ecs import EcsApi
+from temporal_workers.backends.fargate.observer import TaskObserver
 from temporal_workers.backends.fargate.supervisor import AttemptSupervisor
 from temporal_workers.settings import WorkerSettings
 
@@ -48,6 +49,7 @@ class FargateBackend(ContainerBackend):
         self.ecs = ecs
         self.store = store
         self.timings = timings or Timings()
+        self.observer = TaskObserver(ecs.describe_tasks, config.cluster, self.timings.describe_interval)
         self._running: set[str] = set()
 
     @classmethod

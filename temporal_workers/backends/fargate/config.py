@@ -84,7 +84,8 @@ def load_fargate_config(environ: Mapping[str, str]) -> FargateConfig:
 class Timings:
     """How often the backend looks, and how patient it is. Tests shrink these."""
 
-    # How often describe_tasks is called: ECS's read rate limit is shared by all attempts.
+    # How often the worker's one DescribeTasks call (for all its tasks) is made: ECS's read
+    # rate limit is shared by all attempts.
     describe_interval: float = 2.0
     # How often the container writes a changed yield and the worker reads it (a conditional
     # GET: unchanged costs no transfer, but each look is a request).

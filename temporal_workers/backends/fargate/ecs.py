@@ -5,7 +5,7 @@ ECS's answers (which errors are worth another try, when a task started). Tests r
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -58,11 +58,15 @@ class EcsApi:
     def run_task(self, params: Mapping[str, Any]) -> Json:
         return dict(self._client.run_task(**params))
 
+    def describe_tasks(self, cluster: str, task_arns: Sequence[str]) -> dict[str, Json]:
+        """Up to 100 tasks in one call, by ARN; those ECS does not know (not visible yet, or
+        long gone: its `failures[]` say MISSING) are absent."""
+        response = self._client.describe_tasks(cluster=cluster, tasks=list(task_arns))
+        return {str(task["taskArn"]): dict(task) for task in response.get("tasks") or []}
+
     def describe_task(self, cluster: str, task_arn: str) -> Json | None:
-        """The task, or None when ECS does not know it (not visible yet, or long gone)."""
-        response = self._client.describe_tasks(cluster=cluster, tasks=[task_arn])
-        tasks = response.get("tasks") or []
-        return dict(tasks[0]) if tasks else None
+        """The task, or None when ECS does not know it."""
+        return self.describe_tasks(cluster, [task_arn]).get(task_arn)
 
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         self._client.stop_task(cluster=cluster, task=task_arn, reason=reason)

@@ -58,7 +58,8 @@ class Watch:
     progress: str | None = None
     has_progress: bool = False
     progress_etag: str | None = None
-    next_describe: float = 0.0
+    # The task's next observation, asked of the worker's shared DescribeTasks round.
+    observation: asyncio.Future[Json | None] | None = None
     next_progress: float = 0.0
     background: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -107,9 +108,13 @@ class AttemptSupervisor:
                     raise
                 self._note_interruption()
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, until: asyncio.Future[Any] | None = None) -> None:
+        """Sleep, or less if `until` is done first."""
         try:
-            await asyncio.sleep(max(0.0, seconds))
+            if until is None:
+                await asyncio.sleep(max(0.0, seconds))
+            else:
+                await asyncio.wait([until], timeout=max(0.0, seconds))
         except asyncio.CancelledError:
             self._note_interruption()
 
@@ -232,11 +237,11 @@ class AttemptSupervisor:
                 return stopped
             await self._react(task_arn, watch)
             self.heartbeat(watch)
-            await self.sleep(self._next_wake(watch) - time.monotonic())
+            await self.sleep(self._next_wake(watch) - time.monotonic(), watch.observation)
 
     def _next_wake(self, watch: Watch) -> float:
         now = time.monotonic()
-        wake = min(now + self.timings.tick, watch.next_describe, watch.next_progress)
+        wake = min(now + self.timings.tick, watch.next_progress)
         if self.interrupt is None and watch.deadline is not None:
             wake = min(wake, watch.deadline)
         return wake
@@ -247,11 +252,13 @@ class AttemptSupervisor:
         if now >= watch.next_progress:
             watch.next_progress = now + self.timings.progress_interval
             await self._poll_progress(watch)
-        if now < watch.next_describe:
+        if watch.observation is None:
+            watch.observation = self.backend.observer.observe(task_arn)
+        if not watch.observation.done():
             return None
-        watch.next_describe = now + self.timings.describe_interval
+        observation, watch.observation = watch.observation, None
         try:
-            task = await self.call(self.backend.ecs.describe_task, self.cluster, task_arn)
+            task = observation.result()
         except (ClientError, BotoCoreError) as exc:
             log.warning("DescribeTasks %s failed (will look again): %s", task_arn, exc)
             return None
