@@ -34,6 +34,7 @@ from temporal_workers.workflows import archiver as archiver_workflow
 from temporal_workers.workflows import invocation as invocation_workflow
 from temporal_workers.workflows import quota as quota_workflow
 from temporal_workers.workflows.archiver import ArchiverWorkflow
+from temporal_workers.workflows.forget import ForgetWorkflow
 from temporal_workers.workflows.invocation import InvocationWorkflow
 from temporal_workers.workflows.lock import LockWorkflow
 from temporal_workers.workflows.project import ProjectWorkflow
@@ -97,9 +98,11 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.connection.task_queue,
-        workflows=[InvocationWorkflow, ProjectWorkflow, QuotaWorkflow, LockWorkflow, ArchiverWorkflow],
+        workflows=[InvocationWorkflow, ProjectWorkflow, QuotaWorkflow, LockWorkflow, ArchiverWorkflow,
+                   ForgetWorkflow],
         activities=[
             attempts.run_attempt,
+            attempts.forget_invocation,
             coordination.acquire_quota,
             coordination.closed_invocations,
             coordination.cancel_invocations,

@@ -54,9 +54,15 @@ class RunLocation:
     prefix: str  # ends in "/"
 
     @classmethod
-    def for_attempt(cls, store_spec: str, invocation_id: str, attempt_number: int) -> RunLocation:
+    def for_invocation(cls, store_spec: str, invocation_id: str) -> RunLocation:
+        """Where every attempt of the invocation keeps its documents."""
         bucket, prefix = parse_s3_uri(store_spec)
-        return cls(bucket, f"{normalize_prefix(prefix)}runs/{invocation_id}/{attempt_number}/")
+        return cls(bucket, f"{normalize_prefix(prefix)}runs/{invocation_id}/")
+
+    @classmethod
+    def for_attempt(cls, store_spec: str, invocation_id: str, attempt_number: int) -> RunLocation:
+        invocation = cls.for_invocation(store_spec, invocation_id)
+        return cls(invocation.bucket, f"{invocation.prefix}{attempt_number}/")
 
     @classmethod
     def from_uri(cls, uri: str) -> RunLocation:

@@ -217,6 +217,11 @@ class AttemptActivities:
             raise
         return admitting.result()
 
+    @activity.defn(name=_names.FORGET_INVOCATION_ACTIVITY)
+    async def forget_invocation(self, invocation_id: str) -> None:
+        """Delete what the invocation's attempts left where their containers ran."""
+        await self._backend.forget(invocation_id)
+
     def _release_quota(self, request: AttemptRequest) -> None:
         """Hand the slot to the next waiter now that the container is gone, without holding
         back the attempt's completion for it. The release names its attempt, so it frees

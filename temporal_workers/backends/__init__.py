@@ -44,6 +44,9 @@ class ContainerBackend(ABC):
         """Run one attempt to its end and report how it ended. Returns only once the
         attempt's container is gone."""
 
+    async def forget(self, invocation_id: str) -> None:  # noqa: B027 - optional: most keep nothing
+        """Delete what the invocation's attempts left behind (logs, run documents)."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
         """Release what the backend holds (stop attempts still running)."""
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from botocore.exceptions import BotoCoreError, ClientError
 
 from multinode.contract.records import AttemptOutcome, AttemptRequest
+from multinode.runtime.fargate_run import RunLocation
 from multinode.runtime.object_store import ObjectStore
 from temporal_workers.backends import AttemptSession, ContainerBackend
 from temporal_workers.backends.fargate.config import FargateConfig, Timings, load_fargate_config
@@ -66,6 +67,11 @@ class FargateBackend(ContainerBackend):
 
     async def run_attempt(self, request: AttemptRequest, session: AttemptSession) -> AttemptOutcome:
         return await AttemptSupervisor(self, request, session).run()
+
+    async def forget(self, invocation_id: str) -> None:
+        """Every run document of every attempt (arguments, yields, outcomes, task records)."""
+        location = RunLocation.for_invocation(self.config.package_store, invocation_id)
+        await asyncio.to_thread(self.store.delete_prefix, location.bucket, location.prefix)
 
     def track(self, task_arn: str, running: bool) -> None:
         if running:

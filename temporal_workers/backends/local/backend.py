@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -202,6 +203,9 @@ class LocalBackend(ContainerBackend):
             pass_fds=(report_fd,),
             preexec_fn=cgroup.join if cgroup else None,
         )
+
+    async def forget(self, invocation_id: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._settings.runs_dir / invocation_id, True)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
