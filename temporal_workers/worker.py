@@ -26,6 +26,7 @@ from multinode.engine.connection import connect, ensure_search_attributes
 from temporal_workers.activities.attempt import AttemptActivities
 from temporal_workers.activities.coordination import CoordinationActivities
 from temporal_workers.backends import ContainerBackend
+from temporal_workers.cancel_hints import CancelHints
 from temporal_workers.metrics import NO_METRICS, WorkerMetrics, metrics_runtime
 from temporal_workers.quota.channel import EngineLeaseChannel
 from temporal_workers.quota.leases import QuotaLeases
@@ -111,6 +112,7 @@ def build_worker(
         # Our workflows are deterministic by construction (no I/O, engine time only) and never
         # decode user values, so the sandbox's per-task cost buys nothing here.
         workflow_runner=UnsandboxedWorkflowRunner(),
+        interceptors=[CancelHints(attempts.hint_cancel)],
         max_concurrent_activities=settings.max_concurrent_attempts,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,

@@ -94,3 +94,33 @@ def test_the_activity_session_paces_its_heartbeats() -> None:
 
     asyncio.run(environment.run(run))
     assert sent == [RUNNING, yielded("1")]
+
+
+def test_a_cancel_hint_hurries_the_attempts_heartbeats_until_its_end() -> None:
+    from temporal_workers.activities.attempt import AttemptActivities
+
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, heartbeat_timeout=timedelta(seconds=5))
+    sent: list[Any] = []
+    environment.on_heartbeat = lambda *details: sent.append(details[0])
+    attempts = AttemptActivities(None, None, None)  # type: ignore[arg-type]
+
+    async def run() -> tuple[int, int]:
+        session = _ActivitySession(None, "inv-1", 1, attempts)  # type: ignore[arg-type]
+        attempts._sessions["inv-1"] = session
+        session.heartbeat(RUNNING)
+        await asyncio.sleep(0.3)
+        quiet = len(sent)  # the pacer alone: nothing new, nothing sent
+        # The hint comes from a workflow thread, for this workflow and for one not here.
+        await asyncio.to_thread(attempts.hint_cancel, "inv-1")
+        await asyncio.to_thread(attempts.hint_cancel, "inv-elsewhere")
+        await asyncio.sleep(0.5)
+        hurried = len(sent)
+        session.close()
+        await asyncio.sleep(0.3)
+        assert len(sent) == hurried  # none after the attempt's end
+        return quiet, hurried
+
+    quiet, hurried = asyncio.run(environment.run(run))
+    assert quiet == 1
+    assert hurried >= 1 + 3 and all(p == RUNNING for p in sent)
