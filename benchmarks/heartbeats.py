@@ -73,10 +73,13 @@ def run_phase(function: object, metrics_url: str, count: int, seconds: float) ->
     time.sleep(1.0)
     heartbeats = heartbeats_served(metrics_url) - before
     attempt_minutes = count * seconds / 60
+    invocations = [function.get(i) for i in ids]  # type: ignore[attr-defined]
+    waits = [(inv.attempts[0].started_at - inv.created_at).total_seconds() for inv in invocations]
     return {
         "attempts": count,
         "seconds_each": seconds,
         "wall_seconds": round(elapsed, 1),
+        "longest_wait_to_run_seconds": round(max(waits), 1),
         "heartbeats": heartbeats,
         "heartbeats_per_attempt_minute": round(heartbeats / attempt_minutes, 1),
     }
