@@ -116,6 +116,10 @@ class LocalFargate(EcsApi):
         found = {arn: self.describe_task(cluster, arn) for arn in task_arns}
         return {arn: task for arn, task in found.items() if task is not None}
 
+    def live_tasks(self, cluster: str, started_by: str) -> list[str]:
+        return [arn for arn, task in self.tasks.items()
+                if self.environments[arn].get("MULTINODE_INVOCATION_ID") == started_by and task.process.poll() is None]
+
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         self.inner.stop_task(cluster, task_arn, reason)
         self.stops.append(reason)

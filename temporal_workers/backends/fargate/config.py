@@ -96,6 +96,9 @@ class Timings:
     launch_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
     # ECS is eventually consistent: a task just launched may not be visible for a while.
     visibility_grace: float = 60.0
+    # How long an engine retry waits for the tasks a lost run left to stop: Fargate's longest
+    # stop timeout (120 s), and room for ECS to report it.
+    fence_timeout: float = 180.0
     # Provisioning and image pulls on Fargate take up to a few minutes; far beyond is a stuck task.
     start_timeout: float = 900.0
     # Added to the function's timeout before the worker stops the task, so that the container,

@@ -68,6 +68,20 @@ class EcsApi:
         """The task, or None when ECS does not know it."""
         return self.describe_tasks(cluster, [task_arn]).get(task_arn)
 
+    def live_tasks(self, cluster: str, started_by: str) -> list[str]:
+        """The tasks started by `started_by` (an invocation id) that have not stopped yet, those
+        already asked to stop included (they may run for their stop timeout still)."""
+        arns: list[str] = []
+        for desired in ("RUNNING", "STOPPED"):
+            pages = self._client.get_paginator("list_tasks").paginate(
+                cluster=cluster, startedBy=started_by, desiredStatus=desired
+            )
+            arns += [arn for page in pages for arn in page.get("taskArns", [])]
+        found: dict[str, Json] = {}
+        for start in range(0, len(arns), 100):
+            found |= self.describe_tasks(cluster, arns[start:start + 100])
+        return [arn for arn, task in found.items() if task.get("lastStatus") != "STOPPED"]
+
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         self._client.stop_task(cluster=cluster, task=task_arn, reason=reason)
 

@@ -22,6 +22,7 @@ from temporal_workers.backends.fargate.ecs import (
     transient_failures,
     transient_refusal,
 )
+from temporal_workers.backends.fargate.fence import stop_leftovers
 from temporal_workers.backends.fargate.outcome import classify
 from temporal_workers.backends.fargate.request import (
     client_token,
@@ -140,8 +141,10 @@ class AttemptSupervisor:
         except ValueError as exc:  # overrides too large, or no Fargate size fits
             # Permanent: no launch can succeed, and no user code has run.
             return not_started(exc)
+        if self.engine_attempt > 1:
+            await stop_leftovers(self)
         await self._upload_input()
-        self._check_abandoned()
+        self.check_abandoned()
         if self.cancel_requested:
             return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
         try:
@@ -149,7 +152,7 @@ class AttemptSupervisor:
         except LaunchRefused as exc:
             return not_started_error(ErrorInfo(type="LaunchFailed", message=str(exc)))
         if task_arn is None:
-            self._check_abandoned()
+            self.check_abandoned()
             return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
         log.info("%s attempt %d: task %s", self.request.invocation.invocation_id,
                  self.request.attempt_number, task_arn)
@@ -160,7 +163,7 @@ class AttemptSupervisor:
         finally:
             self.backend.track(task_arn, False)
 
-    def _check_abandoned(self) -> None:
+    def check_abandoned(self) -> None:
         if self.abandoned is not None:
             raise InfrastructureError(f"attempt interrupted by the engine ({self.abandoned})")
 
@@ -188,7 +191,7 @@ class AttemptSupervisor:
         launch = 1
         problem = ""
         for try_number in range(len(delays) + 1):
-            self._check_abandoned()
+            self.check_abandoned()
             if self.cancel_requested:
                 return None
             params["clientToken"] = client_token(
@@ -231,13 +234,17 @@ class AttemptSupervisor:
 
     async def _supervise(self, task_arn: str) -> AttemptOutcome:
         watch = Watch(launched=time.monotonic())
-        while True:
-            stopped = await self._observe(task_arn, watch)
-            if stopped is not None:
-                return stopped
-            await self._react(task_arn, watch)
-            self.heartbeat(watch)
-            await self.sleep(self._next_wake(watch) - time.monotonic(), watch.observation)
+        try:
+            while True:
+                stopped = await self._observe(task_arn, watch)
+                if stopped is not None:
+                    return stopped
+                await self._react(task_arn, watch)
+                self.heartbeat(watch)
+                await self.sleep(self._next_wake(watch) - time.monotonic(), watch.observation)
+        finally:
+            if watch.observation is not None:  # nobody will read it: the shared round skips it
+                watch.observation.cancel()
 
     def _next_wake(self, watch: Watch) -> float:
         now = time.monotonic()
@@ -307,7 +314,7 @@ class AttemptSupervisor:
             # The engine gave up on this attempt (worker shutting down, or it timed the attempt
             # out): stop now, the engine runs it again elsewhere.
             await self._stop(task_arn, f"multinode: engine interruption ({self.abandoned})")
-            self._check_abandoned()
+            self.check_abandoned()
         now = time.monotonic()
         if self.interrupt is None and self.cancel_requested:
             await self._interrupt(task_arn, "cancel", STOP_CANCEL)
