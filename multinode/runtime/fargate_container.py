@@ -56,6 +56,9 @@ from multinode.runtime.object_store import ObjectStore
 from multinode.runtime.preparation import PERMANENT_ERRORS, prepare_version
 
 UPLOAD_TRIES = 4
+# How long past the attempt's timeout the container stops its function by itself if no worker
+# has: the worker stops it at the timeout, counted from when it saw the task running.
+OWN_DEADLINE_MARGIN_SECONDS = 30.0
 # Passed through to the function: its locale and paths, and the task's own AWS identity.
 _PASSED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 _PASSED_PREFIXES = ("AWS_", "ECS_")
@@ -162,6 +165,19 @@ class StopHandler:
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self.on_sigterm)
+
+    def expire_if_due(self, now: float) -> None:
+        """The container's own deadline: a safety net for a task no worker stops any more (its
+        worker died). Well after the worker's own, which counts from later and wins whenever
+        the worker lives: the function sees the timeout, then the kill after the grace."""
+        if self.process is None or self.kill_at is not None or now < self.deadline + OWN_DEADLINE_MARGIN_SECONDS:
+            return
+        _say("the attempt's timeout has passed and no worker stopped it: stopping it here")
+        self.kill_at = now + self.grace
+        try:
+            os.kill(self.process.pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         if self.process is None:
@@ -276,6 +292,7 @@ def _wait(process: subprocess.Popen[bytes], stop: StopHandler) -> int:
             return process.wait(timeout=0.1)
         except subprocess.TimeoutExpired:
             pass
+        stop.expire_if_due(time.monotonic())
         if stop.kill_at is not None and time.monotonic() >= stop.kill_at:
             _kill_group(process)
 
