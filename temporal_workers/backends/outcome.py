@@ -41,7 +41,11 @@ def attempt_outcome(
 def not_started(exc: Exception) -> AttemptOutcome:
     """A failure no launch can avoid (a corrupt package, requirements that do not install, a
     request no task can take): permanent, and no user code has run."""
-    error = ErrorInfo(type=type(exc).__name__, message=str(exc))
+    return not_started_error(ErrorInfo(type=type(exc).__name__, message=str(exc)))
+
+
+def not_started_error(error: ErrorInfo) -> AttemptOutcome:
+    """As `not_started`, from the error itself (a launch the container platform refused)."""
     return attempt_outcome(Outcome.FAILED, None, started_at=None, error=error)
 
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -214,6 +214,14 @@ class LocalFargate(EcsApi):
             "containers": [{"name": "function", "lastStatus": "STOPPED",
                             "exitCode": code if code >= 0 else 128 - code}],
         }
+
+    def describe_tasks(self, cluster: str, task_arns: Sequence[str]) -> dict[str, Any]:
+        found = {arn: self.describe_task(cluster, arn) for arn in task_arns}
+        return {arn: task for arn, task in found.items() if task is not None}
+
+    def live_tasks(self, cluster: str, started_by: str) -> list[str]:
+        return [arn for arn, task in self.tasks.items()
+                if self.environments[arn].get("MULTINODE_INVOCATION_ID") == started_by and task.process.poll() is None]
 
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         self.inner.stop_task(cluster, task_arn, reason)
