@@ -24,6 +24,7 @@ from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptR
 from multinode.runtime.preparation import PERMANENT_ERRORS
 from temporal_workers.activities.heartbeat_pacer import HeartbeatPacer
 from temporal_workers.backends import ContainerBackend, InfrastructureError
+from temporal_workers.backends.outcome import launch_failed
 from temporal_workers.metrics import HANDED_BACK, NO_METRICS, WorkerMetrics
 from temporal_workers.quota.lease_book import Admission
 from temporal_workers.quota.leases import QuotaLeases
@@ -240,6 +241,9 @@ class AttemptActivities:
             raise ApplicationError(str(exc), type="InfrastructureError") from None
         finally:
             self._metrics.attempt_ended(project, function, ended)
+        if launch_failed(outcome) and outcome.error is not None:
+            # Every launch would fail alike: the invocation fails now, not max_retries later.
+            raise ApplicationError(outcome.error.message, type=outcome.error.type, non_retryable=True)
         if outcome.started_at is not None:
             # PENDING since the invocation's creation for its first attempt; for a later one,
             # since the engine scheduled it (after the previous attempt's end).

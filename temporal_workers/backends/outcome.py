@@ -16,6 +16,14 @@ from typing import Any
 from multinode.contract.options import format_memory
 from multinode.contract.records import AttemptOutcome, AttemptRequest, ErrorInfo, Outcome
 
+# The error type of an attempt whose container could not be launched for a reason no retry
+# mends (a bad image, a role that may not run it): the invocation fails at once with it.
+LAUNCH_FAILED = "LaunchFailed"
+
+
+def launch_failed(outcome: AttemptOutcome) -> bool:
+    return outcome.started_at is None and outcome.error is not None and outcome.error.type == LAUNCH_FAILED
+
 
 def attempt_outcome(
     outcome: str,

@@ -12,6 +12,7 @@ from multinode.runtime.fargate_run import EXIT_INFRASTRUCTURE
 from temporal_workers.backends import InfrastructureError
 from temporal_workers.backends.fargate.config import CONTAINER_NAME
 from temporal_workers.backends.outcome import (
+    LAUNCH_FAILED,
     ended,
     exit_error,
     memory_limit_error,
@@ -75,7 +76,7 @@ def permanent_start_failure(task: Mapping[str, Any]) -> ErrorInfo | None:
         return None
     for name, hint in PERMANENT_START_ERRORS.items():
         if name in text:
-            return ErrorInfo(type="LaunchFailed", message=f"{hint} ({text})")
+            return ErrorInfo(type=LAUNCH_FAILED, message=f"{hint} ({text})")
     return None
 
 

@@ -31,7 +31,7 @@ from temporal_workers.backends.fargate.request import (
     run_task_params,
     task_overrides,
 )
-from temporal_workers.backends.outcome import attempt_outcome, not_started, not_started_error
+from temporal_workers.backends.outcome import LAUNCH_FAILED, attempt_outcome, not_started, not_started_error
 
 if TYPE_CHECKING:
     from temporal_workers.backends.fargate.backend import FargateBackend
@@ -150,7 +150,7 @@ class AttemptSupervisor:
         try:
             task_arn = await self._launch(params)
         except LaunchRefused as exc:
-            return not_started_error(ErrorInfo(type="LaunchFailed", message=str(exc)))
+            return not_started_error(ErrorInfo(type=LAUNCH_FAILED, message=str(exc)))
         if task_arn is None:
             self.check_abandoned()
             return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
