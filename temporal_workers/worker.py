@@ -27,6 +27,7 @@ from temporal_workers.activities.attempt import AttemptActivities
 from temporal_workers.activities.coordination import CoordinationActivities
 from temporal_workers.activities.service import ServiceActivities
 from temporal_workers.backends import ContainerBackend
+from temporal_workers.cancel_hints import CancelHints
 from temporal_workers.metrics import NO_METRICS, WorkerMetrics, metrics_runtime
 from temporal_workers.quota.channel import EngineLeaseChannel
 from temporal_workers.quota.leases import QuotaLeases
@@ -36,6 +37,7 @@ from temporal_workers.workflows import invocation as invocation_workflow
 from temporal_workers.workflows import quota as quota_workflow
 from temporal_workers.workflows import service as service_workflow
 from temporal_workers.workflows.archiver import ArchiverWorkflow
+from temporal_workers.workflows.forget import ForgetWorkflow
 from temporal_workers.workflows.invocation import InvocationWorkflow
 from temporal_workers.workflows.lock import LockWorkflow
 from temporal_workers.workflows.project import ProjectWorkflow
@@ -102,9 +104,10 @@ def build_worker(
         client,
         task_queue=settings.connection.task_queue,
         workflows=[InvocationWorkflow, ProjectWorkflow, QuotaWorkflow, LockWorkflow, ArchiverWorkflow,
-                   ServiceWorkflow],
+                   ServiceWorkflow, ForgetWorkflow],
         activities=[
             attempts.run_attempt,
+            attempts.forget_invocation,
             coordination.acquire_quota,
             coordination.closed_invocations,
             coordination.cancel_invocations,
@@ -114,6 +117,7 @@ def build_worker(
         # Our workflows are deterministic by construction (no I/O, engine time only) and never
         # decode user values, so the sandbox's per-task cost buys nothing here.
         workflow_runner=UnsandboxedWorkflowRunner(),
+        interceptors=[CancelHints(attempts.hint_cancel)],
         max_concurrent_activities=settings.max_concurrent_attempts,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,

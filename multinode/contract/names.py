@@ -95,6 +95,17 @@ def archive_workflow_id(invocation_id: str) -> str:
     return ARCHIVE_WORKFLOW_ID_PREFIX + invocation_id
 
 
+# `.remove` deletes what the invocation's attempts left where their containers ran (the local
+# backend's attempt logs, the Fargate run documents in S3) through a worker: only a worker
+# holds the credentials and knows its backend.
+FORGET_WORKFLOW = "multinode.ForgetInvocation"
+FORGET_INVOCATION_ACTIVITY = "multinode.ForgetInvocationData"
+
+
+def forget_workflow_id(invocation_id: str) -> str:
+    return f"multinode-forget:{invocation_id}"
+
+
 def archiver_workflow_id(task_queue: str) -> str:
     return f"multinode-archiver:{task_queue}"
 

@@ -62,6 +62,8 @@ CANCEL_ACK_TIMEOUT_SECONDS = 5.0
 # The engine applies deletions asynchronously (about 30 s on the dev server); `.remove` returns
 # once they are done, so nothing reads the invocation afterwards.
 REMOVE_WAIT_SECONDS = 120.0
+# How long `.remove` waits for a worker to delete the data the attempts left where they ran.
+FORGET_WAIT_SECONDS = 30.0
 
 _RUNNING = temporalio.api.enums.v1.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
 _FINAL_STATUSES = {s.value for s in InvocationStatus if s.is_final}
@@ -299,6 +301,7 @@ class Invocations:
         if not ended:
             await self.cancel(invocation_id)
             await self._final_record(self._handle(invocation_id))
+        await self._forget(invocation_id)
         # The invocation first, the archive after: until the invocation is gone, the archiver
         # may still (re)create its archive record.
         deadline = time.monotonic() + REMOVE_WAIT_SECONDS
@@ -308,6 +311,24 @@ class Invocations:
                 if time.monotonic() > deadline:
                     raise MultinodeError(f"{invocation_id} is being deleted, but the engine still lists it; try again")
                 await asyncio.sleep(0.5)
+
+    async def _forget(self, invocation_id: str) -> None:
+        """Have a worker delete what the attempts left where they ran (logs, run documents in
+        S3), then delete that errand too. Without a worker within the wait, the errand stays
+        queued and runs when one starts; the bucket's lifecycle rule is the backstop."""
+        workflow_id = names.forget_workflow_id(invocation_id)
+        try:
+            handle = await self._client.start_workflow(
+                names.FORGET_WORKFLOW, invocation_id, id=workflow_id, task_queue=self._settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                static_summary=f"deletes the data {invocation_id} left where it ran",
+            )
+            await asyncio.wait_for(handle.result(), timeout=FORGET_WAIT_SECONDS)
+        except TimeoutError:
+            return
+        except (RPCError, WorkflowFailureError) as exc:
+            raise MultinodeError(f"deleting the data of {invocation_id} failed: {exc}") from None
+        await self._delete(workflow_id)
 
     async def _exists(self, workflow_id: str) -> bool:
         try:

@@ -40,6 +40,7 @@ from multinode.runtime.fargate_run import (
     ENV_GRACE_PERIOD_SECONDS,
     ENV_PACKAGE_SHA256,
     ENV_PACKAGE_URI,
+    ENV_PROGRESS_INTERVAL_SECONDS,
     ENV_REQUIREMENTS_SHA256,
     ENV_RUN_TOKEN,
     ENV_RUN_URI,
@@ -48,6 +49,7 @@ from multinode.runtime.fargate_run import (
     INPUT_NAME,
     MAX_CONTAINER_GRACE_SECONDS,
     OUTCOME_NAME,
+    PROGRESS_INTERVAL_SECONDS,
     PROGRESS_NAME,
     RunLocation,
 )
@@ -56,10 +58,10 @@ from multinode.runtime.object_store import ObjectStore
 from multinode.runtime.preparation import PERMANENT_ERRORS, prepare_version
 from multinode.storage.secrets import secrets_from_environ
 
-# The container writes progress at most this often: S3 PUTs cost money and the worker reads
-# it at about the same rate.
-PROGRESS_UPLOAD_INTERVAL_SECONDS = 0.5
 UPLOAD_TRIES = 4
+# How long past the attempt's timeout the container stops its function by itself if no worker
+# has: the worker stops it at the timeout, counted from when it saw the task running.
+OWN_DEADLINE_MARGIN_SECONDS = 30.0
 # Passed through to the function: its locale and paths, and the task's own AWS identity.
 _PASSED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 _PASSED_PREFIXES = ("AWS_", "ECS_")
@@ -88,6 +90,7 @@ class ContainerConfig:
     timeout_seconds: float
     grace_seconds: float
     invocation_id: str
+    progress_interval_seconds: float
     attempt: str
     home: Path
 
@@ -104,6 +107,10 @@ class ContainerConfig:
             timeout_seconds=float(environ[ENV_TIMEOUT_SECONDS]),
             grace_seconds=min(grace, MAX_CONTAINER_GRACE_SECONDS),
             invocation_id=environ["MULTINODE_INVOCATION_ID"],
+            # The worker's cadence; a changed yield is written at most this often.
+            progress_interval_seconds=float(
+                environ.get(ENV_PROGRESS_INTERVAL_SECONDS) or PROGRESS_INTERVAL_SECONDS
+            ),
             attempt=environ["MULTINODE_ATTEMPT"],
             home=multinode_home(),
         )
@@ -162,6 +169,19 @@ class StopHandler:
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self.on_sigterm)
 
+    def expire_if_due(self, now: float) -> None:
+        """The container's own deadline: a safety net for a task no worker stops any more (its
+        worker died). Well after the worker's own, which counts from later and wins whenever
+        the worker lives: the function sees the timeout, then the kill after the grace."""
+        if self.process is None or self.kill_at is not None or now < self.deadline + OWN_DEADLINE_MARGIN_SECONDS:
+            return
+        _say("the attempt's timeout has passed and no worker stopped it: stopping it here")
+        self.kill_at = now + self.grace
+        try:
+            os.kill(self.process.pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
+
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         if self.process is None:
             raise _StoppedBeforeStart
@@ -197,7 +217,7 @@ class Uploader:
     def progress_loop(self, frames: Frames, done: threading.Event) -> None:
         sent = 0
         while True:
-            finished = done.wait(PROGRESS_UPLOAD_INTERVAL_SECONDS)
+            finished = done.wait(self.config.progress_interval_seconds)
             version, value = frames.latest_progress()
             if version != sent:
                 try:
@@ -295,6 +315,7 @@ def _wait(process: subprocess.Popen[bytes], stop: StopHandler) -> int:
             return process.wait(timeout=0.1)
         except subprocess.TimeoutExpired:
             pass
+        stop.expire_if_due(time.monotonic())
         if stop.kill_at is not None and time.monotonic() >= stop.kill_at:
             _kill_group(process)
 

@@ -28,6 +28,7 @@ ENV_PACKAGE_SHA256 = "MULTINODE_PACKAGE_SHA256"
 ENV_REQUIREMENTS_SHA256 = "MULTINODE_REQUIREMENTS_SHA256"
 ENV_TIMEOUT_SECONDS = "MULTINODE_TIMEOUT_SECONDS"
 ENV_GRACE_PERIOD_SECONDS = "MULTINODE_GRACE_PERIOD_SECONDS"
+ENV_PROGRESS_INTERVAL_SECONDS = "MULTINODE_PROGRESS_INTERVAL_SECONDS"
 
 INPUT_NAME = "input.json"
 PROGRESS_NAME = "progress.json"
@@ -37,6 +38,9 @@ TASK_NAME = "task.json"  # which ECS task ran the attempt: `multinode logs` find
 # Fargate's stop timeout is at most 120 s; the container must kill the function sooner, so
 # that it still has time to upload the outcome before the SIGKILL.
 MAX_CONTAINER_GRACE_SECONDS = 110.0
+# How often the container writes a changed yield (and the worker looks for one): each write is a
+# billed S3 PUT, so more often than this would cost more per running hour than the smallest task.
+PROGRESS_INTERVAL_SECONDS = 2.0
 # The container exits with this when it could not prepare the attempt for a reason outside the
 # function (the bucket unreachable): the engine retries, it is not the function's failure.
 EXIT_INFRASTRUCTURE = 75
@@ -50,9 +54,15 @@ class RunLocation:
     prefix: str  # ends in "/"
 
     @classmethod
-    def for_attempt(cls, store_spec: str, invocation_id: str, attempt_number: int) -> RunLocation:
+    def for_invocation(cls, store_spec: str, invocation_id: str) -> RunLocation:
+        """Where every attempt of the invocation keeps its documents."""
         bucket, prefix = parse_s3_uri(store_spec)
-        return cls(bucket, f"{normalize_prefix(prefix)}runs/{invocation_id}/{attempt_number}/")
+        return cls(bucket, f"{normalize_prefix(prefix)}runs/{invocation_id}/")
+
+    @classmethod
+    def for_attempt(cls, store_spec: str, invocation_id: str, attempt_number: int) -> RunLocation:
+        invocation = cls.for_invocation(store_spec, invocation_id)
+        return cls(invocation.bucket, f"{invocation.prefix}{attempt_number}/")
 
     @classmethod
     def from_uri(cls, uri: str) -> RunLocation:

@@ -16,6 +16,7 @@ from multinode.storage.s3 import is_missing, s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 Json = dict[str, Any]
 _NOT_MODIFIED_CODES = frozenset({"304", "NotModified"})
@@ -34,6 +35,16 @@ class ObjectStore:
     def put_json(self, bucket: str, key: str, document: Mapping[str, Any]) -> None:
         body = json.dumps(document, separators=(",", ":")).encode()
         self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under `prefix`; returns how many there were."""
+        deleted = 0
+        for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys: list[ObjectIdentifierTypeDef] = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:  # a page holds at most 1,000 keys, DeleteObjects' own limit
+                self._client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+                deleted += len(keys)
+        return deleted
 
     def get_json(self, bucket: str, key: str) -> Json | None:
         """The document, or None when there is none."""

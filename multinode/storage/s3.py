@@ -22,12 +22,19 @@ if TYPE_CHECKING:
 
 ENV_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_FORBIDDEN_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
 
 
 def s3_client(endpoint_url: str | None = None) -> S3Client:
     """An S3 client; `endpoint_url` (or AWS_ENDPOINT_URL) points it at an S3 stand-in."""
     endpoint = endpoint_url or os.environ.get(ENV_ENDPOINT_URL) or None
     return boto3.client("s3", endpoint_url=endpoint)
+
+
+def is_forbidden(error: ClientError) -> bool:
+    """Whether S3 refused access (which is also how it hides a missing key from a role that may
+    not list the bucket)."""
+    return error.response.get("Error", {}).get("Code", "") in _FORBIDDEN_CODES
 
 
 def is_missing(error: ClientError) -> bool:
@@ -61,6 +68,13 @@ class S3PackageStore:
         except ClientError as error:
             if is_missing(error) or error.response.get("Error", {}).get("Code", "") == "NoSuchBucket":
                 raise PackageNotFoundError(f"no package is stored at {uri}") from None
+            if is_forbidden(error):
+                # S3 answers 403, not 404, for a missing key to a role without s3:ListBucket.
+                raise PackageNotFoundError(
+                    f"the package at {uri} cannot be read (S3 answered 403 Access Denied): it is "
+                    "missing, or this role lacks s3:GetObject on it; with s3:ListBucket on the "
+                    "bucket S3 tells the two apart"
+                ) from None
             raise OSError(f"could not read {uri}: {error}") from error
         except BotoCoreError as error:
             # Unreachable endpoint, missing credentials...: a worker retries (OSError), and

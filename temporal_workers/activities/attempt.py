@@ -10,6 +10,7 @@ install) fails with a non-retryable error of that type: the invocation fails at 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import time
@@ -21,17 +22,23 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from multinode.contract import names as _names
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, Outcome
 from multinode.runtime.preparation import PERMANENT_ERRORS
+from temporal_workers.activities.heartbeat_pacer import HeartbeatPacer
 from temporal_workers.backends import ContainerBackend, InfrastructureError
+from temporal_workers.backends.outcome import launch_failed
 from temporal_workers.metrics import HANDED_BACK, NO_METRICS, WorkerMetrics
 from temporal_workers.quota.lease_book import Admission
 from temporal_workers.quota.leases import QuotaLeases
 
 log = logging.getLogger("multinode.worker")
 
-# While an attempt waits for a slot: often enough for the engine's heartbeat timeout and for a
-# cancel to arrive (cancels reach activities with heartbeat answers), rarely enough that a
-# queue of waiting attempts does not load the control plane.
+# How often an attempt waiting for a slot offers a heartbeat (the pacer sends one only every
+# half heartbeat timeout, so a queue of waiting attempts does not load the control plane).
 ADMISSION_HEARTBEAT_SECONDS = 1.0
+# After a cancel hint (see temporal_workers.cancel_hints): how often, and how long, the attempt
+# heartbeats so that the cancel's answer comes at once. The SDK sends at most one heartbeat per
+# its throttle interval (300 ms), the latest.
+HURRY_SECONDS = 0.1
+HURRY_FOR_SECONDS = 2.0
 # The longest an attempt queues in its worker for a slot of the worker's lease; after that it
 # queues at the function's semaphore instead (keeping its place: both order by invocation id).
 QUEUE_WAIT_SECONDS = 30.0
@@ -57,20 +64,68 @@ def _cannot_run(exc: Exception) -> ApplicationError:
 class _ActivitySession:
     def __init__(self, client: Client, workflow_id: str, attempt_number: int, owner: AttemptActivities) -> None:
         self._client = client
-        self._workflow_id = workflow_id
+        self.workflow_id = workflow_id
         self._attempt_number = attempt_number
         self._owner = owner
+        timeout = activity.info().heartbeat_timeout
+        self._pacer = HeartbeatPacer.for_timeout(timeout.total_seconds() if timeout else None)
+        self._held_timer: asyncio.TimerHandle | None = None
+        # For heartbeats sent from outside the activity's own calls (a hurry, see `hurry`).
+        self._loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()
+        self._offered: AttemptProgress | None = None
+        self._hurry_until = 0.0
+        self._closed = False
 
     def heartbeat(self, progress: AttemptProgress) -> None:
-        activity.heartbeat(progress)
+        now = time.monotonic()
+        self._offered = progress
+        if self._pacer.offer(progress, now):
+            activity.heartbeat(progress)
+            return
+        due = self._pacer.held_until()
+        if due is not None and self._held_timer is None:
+            # Scheduled from the activity, so the timer runs in its context.
+            self._held_timer = asyncio.get_running_loop().call_later(max(0.0, due - now), self._send_held)
+
+    def _send_held(self) -> None:
+        self._held_timer = None
+        held = self._pacer.take_held(time.monotonic())
+        if held is not None:
+            activity.heartbeat(held)
+
+    def hurry(self) -> None:
+        """A cancel may be on its way (any thread may call this): heartbeat every HURRY_SECONDS
+        for HURRY_FOR_SECONDS, so its answer brings the cancel at once."""
+        self._loop.call_soon_threadsafe(self._start_hurry, context=self._context)
+
+    def _start_hurry(self) -> None:
+        already = time.monotonic() < self._hurry_until
+        self._hurry_until = time.monotonic() + HURRY_FOR_SECONDS
+        if not already:
+            self._hurried_heartbeat()
+
+    def _hurried_heartbeat(self) -> None:
+        if self._closed or time.monotonic() >= self._hurry_until:
+            return
+        if self._offered is not None:
+            activity.heartbeat(self._offered)
+        self._loop.call_later(HURRY_SECONDS, self._hurried_heartbeat)
+
+    def close(self) -> None:
+        """No heartbeat after the attempt's end: its outcome says it all."""
+        self._closed = True
+        if self._held_timer is not None:
+            self._held_timer.cancel()
+            self._held_timer = None
 
     async def notify_started(self, started_at: float) -> None:
         try:
-            await self._client.get_workflow_handle(self._workflow_id).signal(
+            await self._client.get_workflow_handle(self.workflow_id).signal(
                 _names.ATTEMPT_STARTED_SIGNAL, args=[started_at, self._attempt_number]
             )
         except Exception as exc:  # the status catches up with the outcome anyway
-            log.warning("could not record RUNNING for %s: %s", self._workflow_id, exc)
+            log.warning("could not record RUNNING for %s: %s", self.workflow_id, exc)
 
     def interruption(self) -> str:
         if self._owner.handing_back:
@@ -93,6 +148,7 @@ class AttemptActivities:
         self._metrics = metrics
         self._releases: set[asyncio.Future[None]] = set()
         self._running: set[asyncio.Task[object]] = set()
+        self._sessions: dict[str, _ActivitySession] = {}  # by workflow id
         # Set when the worker begins to stop. Attempts it holds (running, or queued here for a
         # slot) go on through the grace period; those still there at its end are handed back.
         self.stopping = False
@@ -102,6 +158,13 @@ class AttemptActivities:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    def hint_cancel(self, workflow_id: str) -> None:
+        """A cancel was asked of this workflow (called from a workflow thread): if this worker
+        runs its attempt, that attempt hurries its heartbeats to hear of it at once."""
+        session = self._sessions.get(workflow_id)
+        if session is not None:
+            session.hurry()
 
     def hand_back_all(self) -> None:
         """Stop every running attempt now and hand it back to the engine."""
@@ -123,6 +186,7 @@ class AttemptActivities:
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
+        self._sessions[session.workflow_id] = session
         try:
             return await self._run(request, session)
         except asyncio.CancelledError:
@@ -132,6 +196,9 @@ class AttemptActivities:
                 raise
             raise _handed_back("the worker is stopping") from None
         finally:
+            session.close()
+            if self._sessions.get(session.workflow_id) is session:
+                del self._sessions[session.workflow_id]
             if task is not None:
                 self._running.discard(task)
 
@@ -174,6 +241,9 @@ class AttemptActivities:
             raise ApplicationError(str(exc), type="InfrastructureError") from None
         finally:
             self._metrics.attempt_ended(project, function, ended)
+        if launch_failed(outcome) and outcome.error is not None:
+            # Every launch would fail alike: the invocation fails now, not max_retries later.
+            raise ApplicationError(outcome.error.message, type=outcome.error.type, non_retryable=True)
         if outcome.started_at is not None:
             # PENDING since the invocation's creation for its first attempt; for a later one,
             # since the engine scheduled it (after the previous attempt's end).
@@ -206,6 +276,11 @@ class AttemptActivities:
             admitting.add_done_callback(self._leases.release_if_admitted)
             raise
         return admitting.result()
+
+    @activity.defn(name=_names.FORGET_INVOCATION_ACTIVITY)
+    async def forget_invocation(self, invocation_id: str) -> None:
+        """Delete what the invocation's attempts left where their containers ran."""
+        await self._backend.forget(invocation_id)
 
     def _release_quota(self, request: AttemptRequest) -> None:
         """Hand the slot to the next waiter now that the container is gone, without holding

@@ -67,6 +67,9 @@ class ContainerBackend(ABC):
         cancelled (stop it: SIGTERM, the grace period, the kill; then re-raise)."""
         raise ServiceUnsupportedError(f"the {self.name} backend does not run services")
 
+    async def forget(self, invocation_id: str) -> None:  # noqa: B027 - optional: most keep nothing
+        """Delete what the invocation's attempts left behind (logs, run documents)."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
         """Release what the backend holds (stop attempts still running)."""
 

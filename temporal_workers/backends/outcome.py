@@ -16,6 +16,14 @@ from typing import Any
 from multinode.contract.options import format_memory
 from multinode.contract.records import AttemptOutcome, AttemptRequest, ErrorInfo, Outcome
 
+# The error type of an attempt whose container could not be launched for a reason no retry
+# mends (a bad image, a role that may not run it): the invocation fails at once with it.
+LAUNCH_FAILED = "LaunchFailed"
+
+
+def launch_failed(outcome: AttemptOutcome) -> bool:
+    return outcome.started_at is None and outcome.error is not None and outcome.error.type == LAUNCH_FAILED
+
 
 def attempt_outcome(
     outcome: str,
@@ -41,7 +49,11 @@ def attempt_outcome(
 def not_started(exc: Exception) -> AttemptOutcome:
     """A failure no launch can avoid (a corrupt package, requirements that do not install, a
     request no task can take): permanent, and no user code has run."""
-    error = ErrorInfo(type=type(exc).__name__, message=str(exc))
+    return not_started_error(ErrorInfo(type=type(exc).__name__, message=str(exc)))
+
+
+def not_started_error(error: ErrorInfo) -> AttemptOutcome:
+    """As `not_started`, from the error itself (a launch the container platform refused)."""
     return attempt_outcome(Outcome.FAILED, None, started_at=None, error=error)
 
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,9 +37,11 @@ STOP_TIMEOUT_SECONDS = 15.0
 FAIL_TO_START = "TaskFailedToStart"
 SPOT_INTERRUPTION = "SpotInterruption"
 _AWS_REASONS = {
-    FAIL_TO_START: "CannotPullContainerError: pull image manifest has been retried 5 time(s)",
+    FAIL_TO_START: "Timeout waiting for network interface provisioning to complete.",
     SPOT_INTERRUPTION: "Your Spot Task was interrupted.",
 }
+# A start failure no retry mends (the backend fails the attempt at once).
+IMAGE_NOT_PULLED = "CannotPullContainerError: pull image manifest has been retried 5 time(s)"
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Fault:
     function: str
     stop_code: str
     after_line: str = ""
+    reason: str = ""  # ECS's stoppedReason; AWS's usual one for the stop code when empty
 
 
 @dataclass
@@ -65,6 +68,7 @@ class LocalTask:
     stop_code: str | None = None
     killer: threading.Timer | None = None
     ended: bool = False
+    stopped_reason: str = ""
 
 
 class LocalFargate(EcsApi):
@@ -143,7 +147,8 @@ class LocalFargate(EcsApi):
             fault = self._take_fault(env.get("MULTINODE_FUNCTION", ""))
             if fault is not None and fault.stop_code == FAIL_TO_START:
                 self.tasks[task_arn] = LocalTask(task_arn, None, datetime.now(UTC), env, worker,
-                                                 stop_code=FAIL_TO_START, ended=True)
+                                                 stop_code=FAIL_TO_START, ended=True,
+                                                 stopped_reason=fault.reason or _AWS_REASONS[FAIL_TO_START])
                 return
             self._logs.create_log_stream(logGroupName=LOG_GROUP,
                                          logStreamName=stream_name(LOG_STREAM_PREFIX, task_arn))
@@ -198,7 +203,7 @@ class LocalFargate(EcsApi):
             return self.inner.describe_task(cluster, task_arn)
         if task.process is None:
             return {"taskArn": task_arn, "lastStatus": "STOPPED", "stopCode": task.stop_code,
-                    "stoppedReason": _AWS_REASONS[FAIL_TO_START],
+                    "stoppedReason": task.stopped_reason,
                     "containers": [{"name": "function", "lastStatus": "STOPPED"}]}
         code = task.process.poll()
         if code is None:
@@ -222,6 +227,16 @@ class LocalFargate(EcsApi):
             "containers": [{"name": "function", "lastStatus": "STOPPED",
                             "exitCode": code if code >= 0 else 128 - code}],
         }
+
+    def describe_tasks(self, cluster: str, task_arns: Sequence[str]) -> dict[str, Any]:
+        found = {arn: self.describe_task(cluster, arn) for arn in task_arns}
+        return {arn: task for arn, task in found.items() if task is not None}
+
+    def live_tasks(self, cluster: str, started_by: str) -> list[str]:
+        with self._lock:
+            return [t.arn for t in self.tasks.values()
+                    if t.environment.get("MULTINODE_INVOCATION_ID") == started_by
+                    and t.process is not None and t.process.poll() is None]
 
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         self.inner.stop_task(cluster, task_arn, reason)
@@ -279,6 +294,12 @@ class _WorkerSeam(EcsApi):
 
     def describe_task(self, cluster: str, task_arn: str) -> dict[str, Any] | None:
         return self.fargate.describe_task(cluster, task_arn)
+
+    def describe_tasks(self, cluster: str, task_arns: Sequence[str]) -> dict[str, Any]:
+        return self.fargate.describe_tasks(cluster, task_arns)
+
+    def live_tasks(self, cluster: str, started_by: str) -> list[str]:
+        return self.fargate.live_tasks(cluster, started_by)
 
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         self.fargate.stop_task(cluster, task_arn, reason)

@@ -7,6 +7,7 @@ import asyncio
 import copy
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,9 @@ class Script:
     runs_forever: bool = False
 
 
-def client_error(code: str, status: int = 400) -> ClientError:
+def client_error(code: str, status: int = 400, message: str | None = None) -> ClientError:
     return ClientError(
-        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        {"Error": {"Code": code, "Message": message or code}, "ResponseMetadata": {"HTTPStatusCode": status}},
         "RunTask",
     )
 
@@ -89,6 +90,9 @@ class ScriptedEcs(EcsApi):
         self.describes = 0
         self.stop_failures = 0
         self.environment: dict[str, str] = {}
+        # What live_tasks answers, lookup after lookup: the tasks a lost run left alive.
+        self.leftovers: list[list[str]] = []
+        self.live_lookups = 0
 
     def run_task(self, params: Any) -> dict[str, Any]:
         self.run_params.append(copy.deepcopy(dict(params)))
@@ -120,6 +124,14 @@ class ScriptedEcs(EcsApi):
             return None if status is None else {"taskArn": TASK_ARN, "lastStatus": status,
                                                 "containers": [{"name": "function"}]}
         return self._stopped(script.stopped)
+
+    def live_tasks(self, cluster: str, started_by: str) -> list[str]:
+        self.live_lookups += 1
+        return self.leftovers.pop(0) if self.leftovers else []
+
+    def describe_tasks(self, cluster: str, task_arns: Sequence[str]) -> dict[str, Any]:
+        found = {arn: self.describe_task(cluster, arn) for arn in task_arns}
+        return {arn: task for arn, task in found.items() if task is not None}
 
     def _stopped(self, stopped: dict[str, Any]) -> dict[str, Any]:
         if self.script.outcome is not None:

@@ -26,6 +26,7 @@ EXPECTED_OUTPUTS = {
     "SecurityGroupId",
     "FunctionLogGroupName",
     "WorkerLogGroupName",
+    "Networking",
 }
 
 
@@ -136,11 +137,13 @@ def test_function_task_role_reads_packages_and_writes_only_its_runs() -> None:
         for p in role["Properties"]["Policies"]
         for s in p["PolicyDocument"]["Statement"]
     ]
-    assert [s["Action"] for s in statements] == ["s3:GetObject", "s3:PutObject"]
+    assert [s["Action"] for s in statements] == ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
     assert [s["Resource"] for s in statements] == [
         [{"Fn::Sub": "${PackagesBucket.Arn}/packages/*"}, {"Fn::Sub": "${PackagesBucket.Arn}/environments/*"},
          {"Fn::Sub": "${PackagesBucket.Arn}/runs/*"}],
         {"Fn::Sub": "${PackagesBucket.Arn}/runs/*"},
+        # Listing (names only) lets S3 answer 404 for a missing package instead of 403.
+        {"Fn::GetAtt": ["PackagesBucket", "Arn"]},
     ]
     assert "ManagedPolicyArns" not in role["Properties"]
 

@@ -62,6 +62,32 @@ def test_ecs_calls_are_well_formed(aws: None, tmp_path: Path) -> None:
     stopped = api.describe_task("multinode", task["taskArn"])
     assert stopped is not None and stopped["stoppedReason"] == "multinode: cancel"
     assert api.describe_task("multinode", task["taskArn"].replace(task["taskArn"][-6:], "ffffff")) is None
+    # Several tasks in one call: what the worker's shared round asks.
+    [second] = api.run_task({**params, "clientToken": "token-2"})["tasks"]
+    unknown = task["taskArn"].replace(task["taskArn"][-6:], "ffffff")
+    found = api.describe_tasks("multinode", [task["taskArn"], second["taskArn"], unknown])
+    assert set(found) == {task["taskArn"], second["taskArn"]}
+
+
+def test_spot_launches_through_the_capacity_provider_strategy(aws: None, tmp_path: Path) -> None:
+    subnet, group = moto_network()
+    ecs = boto3.client("ecs")
+    ecs.create_cluster(clusterName="multinode", capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    definition = ecs.register_task_definition(
+        family="multinode-function", requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+        cpu="256", memory="512",
+        containerDefinitions=[{"name": "function", "image": "function:latest", "memoryReservation": 128}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    config = FargateConfig("multinode", definition, (subnet,), (group,), "DISABLED",
+                           f"s3://{BUCKET}/store", "/g", capacity_provider="FARGATE_SPOT")
+    req = request()
+    location = RunLocation.for_attempt(config.package_store, req.invocation.invocation_id, 2)
+    params = run_task_params(req, config, task_overrides(req, container_environment(
+        req, settings(tmp_path), location, "token")))
+    assert "launchType" not in params
+    assert params["capacityProviderStrategy"] == [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
+    [task] = EcsApi.connect().run_task({**params, "clientToken": "token"})["tasks"]
+    assert task["capacityProviderName"] == "FARGATE_SPOT"
 
 
 def test_object_store_reads_only_what_changed(aws: None) -> None:

@@ -73,15 +73,51 @@ def test_a_spot_interruption_is_retried_by_the_engine(tmp_path: Path) -> None:
         run(harness(tmp_path, script))
 
 
-def test_a_task_that_failed_to_start_is_retried_by_the_engine(tmp_path: Path) -> None:
+def test_a_task_that_failed_to_start_for_a_passing_reason_is_retried_by_the_engine(tmp_path: Path) -> None:
     script = Script(states=["PROVISIONING", "PENDING"], stopped={
-        "stopCode": "TaskFailedToStart", "stoppedReason": "CannotPullContainerError: pull access denied",
+        "stopCode": "TaskFailedToStart", "stoppedReason": "Timeout waiting for network interface provisioning to complete.",
         "containers": [{"name": "function"}],
     })
     h = harness(tmp_path, script)
-    with pytest.raises(InfrastructureError, match="CannotPullContainerError"):
+    with pytest.raises(InfrastructureError, match="network interface"):
         run(h)
     assert h.session.started == []
+
+
+# The stopped reasons of AWS's "Amazon ECS stopped tasks error codes" and "CannotPullContainer
+# task errors" pages: no retry mends these, so the attempt fails at once, naming the cause.
+PERMANENT_START_FAILURES = {
+    "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref "
+    '"123456789012.dkr.ecr.us-east-1.amazonaws.com/fn:v9": not found': "image could not be pulled",
+    "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to do request: Head "
+    '"https://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/fn/manifests/v9": dial tcp 10.0.3.17:443: i/o timeout':
+    "reach ECR",
+    "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval "
+    "failed: unable to retrieve secret from asm": "execution role",
+    "CannotStartContainerError: failed to create new container runtime task": "entrypoint",
+}
+
+
+@pytest.mark.parametrize("reason", list(PERMANENT_START_FAILURES))
+def test_a_task_that_cannot_start_fails_the_attempt_at_once_naming_the_cause(tmp_path: Path, reason: str) -> None:
+    script = Script(states=["PROVISIONING", "PENDING"], stopped={
+        "stopCode": "TaskFailedToStart", "stoppedReason": reason, "containers": [{"name": "function"}],
+    })
+    h = harness(tmp_path, script)
+    outcome = run(h)
+    assert outcome.outcome == Outcome.FAILED and outcome.started_at is None
+    assert outcome.error is not None and outcome.error.type == "LaunchFailed"
+    assert PERMANENT_START_FAILURES[reason] in outcome.error.message and reason in outcome.error.message
+    assert h.session.started == [] and len(h.ecs.run_params) == 1
+
+
+def test_a_registry_rate_limit_is_retried(tmp_path: Path) -> None:
+    reason = ("CannotPullContainerError: failed to copy: httpReadSeeker: failed open: unexpected status "
+              "code https://registry-1.docker.io/v2/library/python/manifests/sha256:abc: 429 Too Many Requests "
+              "- Server message: toomanyrequests: You have reached your pull rate limit.")
+    script = Script(states=["PENDING"], stopped={"stopCode": "TaskFailedToStart", "stoppedReason": reason})
+    with pytest.raises(InfrastructureError, match="toomanyrequests"):
+        run(harness(tmp_path, script))
 
 
 def test_an_outcome_from_an_earlier_run_is_ignored(tmp_path: Path) -> None:
@@ -93,10 +129,11 @@ def test_an_outcome_from_an_earlier_run_is_ignored(tmp_path: Path) -> None:
     assert outcome.error is not None and outcome.error.type == "ProcessExited"
 
 
-def test_a_task_missing_long_after_launch_has_disappeared(tmp_path: Path) -> None:
-    outcome = run(harness(tmp_path, Script(states=[None], runs_forever=True)))
-    assert outcome.outcome == Outcome.FAILED
-    assert outcome.error is not None and outcome.error.message == "the task disappeared"
+def test_a_task_missing_long_after_launch_is_an_engine_fault(tmp_path: Path) -> None:
+    h = harness(tmp_path, Script(states=[None], runs_forever=True))
+    with pytest.raises(InfrastructureError, match="vanished"):
+        run(h)
+    assert h.ecs.stops == ["multinode: the task vanished from DescribeTasks"]  # in case it is only unseen
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,3 +38,16 @@ def test_from_environment_reads_the_stack_outputs(tmp_path: Path, monkeypatch: p
                                            "s3://b/packages", "/g", "http://127.0.0.1:1")
     with pytest.raises(InvalidOptionError, match="s3://"):
         load_fargate_config({**environ, "MULTINODE_PACKAGE_STORE": "/var/packages"})
+
+
+def test_the_capacity_provider_is_checked_at_the_door() -> None:
+    environ = {
+        "MULTINODE_FARGATE_CLUSTER": "c", "MULTINODE_FARGATE_TASK_DEFINITION": "arn:td",
+        "MULTINODE_FARGATE_SUBNETS": "subnet-1", "MULTINODE_FARGATE_SECURITY_GROUPS": "sg-1",
+        "MULTINODE_PACKAGE_STORE": "s3://b", "MULTINODE_FUNCTION_LOG_GROUP": "/g",
+    }
+    assert load_fargate_config(environ).capacity_provider == "FARGATE"
+    spot = {**environ, "MULTINODE_FARGATE_CAPACITY_PROVIDER": "fargate_spot"}
+    assert load_fargate_config(spot).capacity_provider == "FARGATE_SPOT"
+    with pytest.raises(InvalidOptionError, match=r"'SPOTTY'.*FARGATE or FARGATE_SPOT"):
+        load_fargate_config({**environ, "MULTINODE_FARGATE_CAPACITY_PROVIDER": "spotty"})

@@ -44,11 +44,44 @@ def test_capacity_that_never_comes_is_an_infrastructure_error(tmp_path: Path) ->
     assert len(h.ecs.run_params) == len(FAST.launch_delays) + 1
 
 
-def test_other_launch_failures_are_not_retried(tmp_path: Path) -> None:
-    h = harness(tmp_path, Script(), launches=[client_error("ClientException")])
-    with pytest.raises(InfrastructureError, match="refused"):
-        run(h)
+REFUSALS = {
+    # (error code, message) as RunTask raises them -> words the attempt's error must hold
+    ("ClientException", "The requested CPU configuration is above your limit"): "vCPU quota",
+    ("AccessDeniedException", "User: arn:aws:sts::1:assumed-role/w is not authorized to perform: ecs:RunTask"):
+        "iam:PassRole",
+    ("ClusterNotFoundException", "Cluster not found."): "MULTINODE_FARGATE_CLUSTER",
+    ("InvalidParameterException", "Unable to find task definition 'nope'"): "MULTINODE_FARGATE_TASK_DEFINITION",
+}
+
+
+@pytest.mark.parametrize(("code", "message"), list(REFUSALS))
+def test_a_permanent_refusal_fails_the_attempt_at_once_naming_the_cause(
+    tmp_path: Path, code: str, message: str
+) -> None:
+    h = harness(tmp_path, Script(), launches=[client_error(code, message=message)])
+    outcome = run(h)
+    assert outcome.outcome == Outcome.FAILED and outcome.started_at is None
+    assert outcome.error is not None and outcome.error.type == "LaunchFailed"
+    assert code in outcome.error.message and message in outcome.error.message
+    assert REFUSALS[(code, message)] in outcome.error.message
     assert len(h.ecs.run_params) == 1
+
+
+def test_an_exhausted_vcpu_quota_in_failures_fails_at_once(tmp_path: Path) -> None:
+    reason = "You've reached the limit on the number of vCPUs you can run concurrently"
+    h = harness(tmp_path, Script(), launches=[{"tasks": [], "failures": [{"arn": "", "reason": reason}]}])
+    outcome = run(h)
+    assert outcome.error is not None and outcome.error.type == "LaunchFailed"
+    assert reason in outcome.error.message and "Service Quotas" in outcome.error.message
+    assert len(h.ecs.run_params) == 1
+
+
+def test_throttling_worded_as_a_bad_parameter_is_retried(tmp_path: Path) -> None:
+    throttled = client_error("InvalidParameterException", message="Error retrieving security group information "
+                             "for [sg-1]: Request limit exceeded. (ErrorCode: RequestLimitExceeded)")
+    h = harness(tmp_path, Script(outcome={"result": "1", "has_result": True}), launches=[throttled])
+    assert run(h).outcome == Outcome.SUCCEEDED
+    assert len(h.ecs.run_params) == 2
 
 
 def test_the_run_task_request(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ async def test_attempts_waiting_for_a_version_being_prepared_share_it_and_heartb
     backend = LocalBackend(WorkerSettings(connection=connection, home=tmp_path, fork_server=False))
     release, calls = threading.Event(), []
 
-    def slow_preparation(*_version: object) -> PreparedVersion:
+    def slow_preparation(_package: object, _requirements_sha256: object) -> PreparedVersion:
         calls.append(1)
         release.wait(10)  # a fetch from a remote store, or a venv build
         return PreparedVersion(tmp_path / "code", tmp_path / "python")

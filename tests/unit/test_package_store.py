@@ -86,3 +86,26 @@ def test_package_store_for_refuses_other_schemes(spec: str) -> None:
 def test_importing_the_module_does_not_import_boto3() -> None:
     code = "import sys, multinode.storage.package, multinode.storage.store; assert 'boto3' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=50)
+
+
+class _ForbiddingS3:
+    """An S3 client that answers as S3 does to a role without s3:ListBucket: 403 for a missing key."""
+
+    def get_object(self, **_: object) -> None:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"},
+                           "ResponseMetadata": {"HTTPStatusCode": 403}}, "GetObject")
+
+
+@pytest.mark.timeout(10)
+def test_a_forbidden_package_is_a_clear_permanent_error() -> None:
+    from multinode.runtime.preparation import PERMANENT_ERRORS
+    from multinode.storage.s3 import S3PackageStore
+
+    store = S3PackageStore("s3://bucket/store", client=_ForbiddingS3())  # type: ignore[arg-type]
+    uri = "s3://bucket/store/packages/abc.tar.gz"
+    with pytest.raises(PackageNotFoundError, match="403") as caught:
+        store.get(uri)
+    assert uri in str(caught.value) and "s3:ListBucket" in str(caught.value)
+    assert isinstance(caught.value, PERMANENT_ERRORS)  # the attempt fails at once, not retried

@@ -22,10 +22,12 @@ from collections.abc import Mapping
 from botocore.exceptions import BotoCoreError, ClientError
 
 from multinode.contract.records import AttemptOutcome, AttemptRequest
+from multinode.runtime.fargate_run import RunLocation
 from multinode.runtime.object_store import ObjectStore
 from temporal_workers.backends import AttemptSession, ContainerBackend
 from temporal_workers.backends.fargate.config import FargateConfig, Timings, load_fargate_config
 from temporal_workers.backends.fargate.ecs import EcsApi
+from temporal_workers.backends.fargate.observer import TaskObserver
 from temporal_workers.backends.fargate.supervisor import AttemptSupervisor
 from temporal_workers.settings import WorkerSettings
 
@@ -48,6 +50,7 @@ class FargateBackend(ContainerBackend):
         self.ecs = ecs
         self.store = store
         self.timings = timings or Timings()
+        self.observer = TaskObserver(ecs.describe_tasks, config.cluster, self.timings.describe_interval)
         self._running: set[str] = set()
 
     @classmethod
@@ -64,6 +67,11 @@ class FargateBackend(ContainerBackend):
 
     async def run_attempt(self, request: AttemptRequest, session: AttemptSession) -> AttemptOutcome:
         return await AttemptSupervisor(self, request, session).run()
+
+    async def forget(self, invocation_id: str) -> None:
+        """Every run document of every attempt (arguments, yields, outcomes, task records)."""
+        location = RunLocation.for_invocation(self.config.package_store, invocation_id)
+        await asyncio.to_thread(self.store.delete_prefix, location.bucket, location.prefix)
 
     def track(self, task_arn: str, running: bool) -> None:
         if running:

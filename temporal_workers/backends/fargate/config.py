@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from multinode.errors import InvalidOptionError
+from multinode.runtime.fargate_run import PROGRESS_INTERVAL_SECONDS
 
 # The function task definition must agree on these: the container the overrides address, and
 # the prefix of its awslogs streams (`multinode logs` reads them).
 CONTAINER_NAME = "function"
 LOG_STREAM_PREFIX = "multinode"
+CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,9 @@ class FargateConfig:
     package_store: str
     log_group: str
     endpoint_url: str | None = None
+    # Where function tasks run: FARGATE (on-demand) or FARGATE_SPOT (up to 70% cheaper, and
+    # AWS may reclaim a task with two minutes' notice: the engine retries it, uncounted).
+    capacity_provider: str = "FARGATE"
 
 
 _REQUIRED_VARIABLES = {
@@ -52,6 +57,11 @@ def load_fargate_config(environ: Mapping[str, str]) -> FargateConfig:
         raise InvalidOptionError(
             f"MULTINODE_FARGATE_ASSIGN_PUBLIC_IP={public_ip!r}: use ENABLED or DISABLED"
         )
+    capacity = environ.get("MULTINODE_FARGATE_CAPACITY_PROVIDER", "").strip().upper() or "FARGATE"
+    if capacity not in CAPACITY_PROVIDERS:
+        raise InvalidOptionError(
+            f"MULTINODE_FARGATE_CAPACITY_PROVIDER={capacity!r}: use {' or '.join(CAPACITY_PROVIDERS)}"
+        )
     if not values["package_store"].lower().startswith("s3://"):
         raise InvalidOptionError(
             f"MULTINODE_PACKAGE_STORE={values['package_store']!r}: the fargate backend needs an "
@@ -66,6 +76,7 @@ def load_fargate_config(environ: Mapping[str, str]) -> FargateConfig:
         package_store=values["package_store"],
         log_group=values["log_group"],
         endpoint_url=environ.get("AWS_ENDPOINT_URL") or None,
+        capacity_provider=capacity,
     )
 
 
@@ -73,15 +84,21 @@ def load_fargate_config(environ: Mapping[str, str]) -> FargateConfig:
 class Timings:
     """How often the backend looks, and how patient it is. Tests shrink these."""
 
-    # How often describe_tasks is called: ECS's read rate limit is shared by all attempts.
+    # How often the worker's one DescribeTasks call (for all its tasks) is made: ECS's read
+    # rate limit is shared by all attempts.
     describe_interval: float = 2.0
-    progress_interval: float = 0.5
-    # Cancellation reaches the activity only through heartbeats; this bounds its latency.
+    # How often the container writes a changed yield and the worker reads it (a conditional
+    # GET: unchanged costs no transfer, but each look is a request).
+    progress_interval: float = PROGRESS_INTERVAL_SECONDS
+    # How often the supervisor offers a heartbeat; the attempt's pacer decides which go out.
     tick: float = 0.25
     # Waits between RunTask tries on throttling, server errors and capacity shortage.
     launch_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
     # ECS is eventually consistent: a task just launched may not be visible for a while.
     visibility_grace: float = 60.0
+    # How long an engine retry waits for the tasks a lost run left to stop: Fargate's longest
+    # stop timeout (120 s), and room for ECS to report it.
+    fence_timeout: float = 180.0
     # Provisioning and image pulls on Fargate take up to a few minutes; far beyond is a stuck task.
     start_timeout: float = 900.0
     # Added to the function's timeout before the worker stops the task, so that the container,

@@ -14,11 +14,13 @@ from multinode.runtime.fargate_run import (
     ENV_GRACE_PERIOD_SECONDS,
     ENV_PACKAGE_SHA256,
     ENV_PACKAGE_URI,
+    ENV_PROGRESS_INTERVAL_SECONDS,
     ENV_REQUIREMENTS_SHA256,
     ENV_RUN_TOKEN,
     ENV_RUN_URI,
     ENV_TIMEOUT_SECONDS,
     MAX_CONTAINER_GRACE_SECONDS,
+    PROGRESS_INTERVAL_SECONDS,
     RunLocation,
 )
 from multinode.storage.secrets import s3_object_arn
@@ -58,6 +60,7 @@ def container_environment(
     settings: WorkerSettings,
     location: RunLocation,
     run_token: str,
+    progress_interval_seconds: float = PROGRESS_INTERVAL_SECONDS,
 ) -> dict[str, str]:
     """What the entrypoint needs to run the attempt; never the arguments (they are in S3)."""
     invocation = request.invocation
@@ -69,6 +72,7 @@ def container_environment(
         ENV_RUN_TOKEN: run_token,
         ENV_TIMEOUT_SECONDS: repr(float(invocation.options.timeout_seconds)),
         ENV_GRACE_PERIOD_SECONDS: repr(min(settings.grace_period_seconds, MAX_CONTAINER_GRACE_SECONDS)),
+        ENV_PROGRESS_INTERVAL_SECONDS: repr(float(progress_interval_seconds)),
     }
     if invocation.requirements_sha256:
         env[ENV_REQUIREMENTS_SHA256] = invocation.requirements_sha256
@@ -110,10 +114,16 @@ def run_task_params(
         "multinode:function": invocation.function_name,
         "multinode:attempt": str(request.attempt_number),
     }
+    # Spot needs a capacity provider strategy (the cluster lists FARGATE_SPOT); on-demand keeps
+    # the launch type, which works on any cluster. ECS refuses both at once.
+    placement: Json = (
+        {"launchType": "FARGATE"} if config.capacity_provider == "FARGATE"
+        else {"capacityProviderStrategy": [{"capacityProvider": config.capacity_provider, "weight": 1}]}
+    )
     return {
         "cluster": config.cluster,
         "taskDefinition": config.task_definition,
-        "launchType": "FARGATE",
+        **placement,
         "count": 1,
         "networkConfiguration": {
             "awsvpcConfiguration": {

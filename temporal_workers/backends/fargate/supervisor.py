@@ -16,7 +16,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest, ErrorInfo, Outcome
 from multinode.runtime.fargate_run import INPUT_NAME, OUTCOME_NAME, PROGRESS_NAME, TASK_NAME, RunLocation
 from temporal_workers.backends import AttemptSession, InfrastructureError
-from temporal_workers.backends.fargate.ecs import capacity_shortage, retryable, timestamp
+from temporal_workers.backends.fargate.ecs import (
+    refusal_message,
+    timestamp,
+    transient_failures,
+    transient_refusal,
+)
+from temporal_workers.backends.fargate.fence import stop_leftovers
 from temporal_workers.backends.fargate.outcome import classify
 from temporal_workers.backends.fargate.request import (
     client_token,
@@ -25,7 +31,7 @@ from temporal_workers.backends.fargate.request import (
     run_task_params,
     task_overrides,
 )
-from temporal_workers.backends.outcome import attempt_outcome, not_started
+from temporal_workers.backends.outcome import LAUNCH_FAILED, attempt_outcome, not_started, not_started_error
 
 if TYPE_CHECKING:
     from temporal_workers.backends.fargate.backend import FargateBackend
@@ -39,6 +45,10 @@ STOP_CANCEL = "multinode: cancel"
 STOP_TIMEOUT = "multinode: timeout"
 
 
+class LaunchRefused(Exception):
+    """Fargate refused the launch for a reason no retry mends (the message says which)."""
+
+
 @dataclass
 class Watch:
     """What the supervisor knows of its task so far."""
@@ -49,7 +59,8 @@ class Watch:
     progress: str | None = None
     has_progress: bool = False
     progress_etag: str | None = None
-    next_describe: float = 0.0
+    # The task's next observation, asked of the worker's shared DescribeTasks round.
+    observation: asyncio.Future[Json | None] | None = None
     next_progress: float = 0.0
     background: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -98,9 +109,13 @@ class AttemptSupervisor:
                     raise
                 self._note_interruption()
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, until: asyncio.Future[Any] | None = None) -> None:
+        """Sleep, or less if `until` is done first."""
         try:
-            await asyncio.sleep(max(0.0, seconds))
+            if until is None:
+                await asyncio.sleep(max(0.0, seconds))
+            else:
+                await asyncio.wait([until], timeout=max(0.0, seconds))
         except asyncio.CancelledError:
             self._note_interruption()
 
@@ -117,7 +132,8 @@ class AttemptSupervisor:
         self.heartbeat()
         try:
             environment = container_environment(
-                self.request, self.backend.settings, self.location, self.run_token
+                self.request, self.backend.settings, self.location, self.run_token,
+                self.timings.progress_interval,
             )
             params = run_task_params(
                 self.request, self.backend.config, task_overrides(self.request, environment)
@@ -125,13 +141,18 @@ class AttemptSupervisor:
         except ValueError as exc:  # overrides too large, or no Fargate size fits
             # Permanent: no launch can succeed, and no user code has run.
             return not_started(exc)
+        if self.engine_attempt > 1:
+            await stop_leftovers(self)
         await self._upload_input()
-        self._check_abandoned()
+        self.check_abandoned()
         if self.cancel_requested:
             return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
-        task_arn = await self._launch(params)
+        try:
+            task_arn = await self._launch(params)
+        except LaunchRefused as exc:
+            return not_started_error(ErrorInfo(type=LAUNCH_FAILED, message=str(exc)))
         if task_arn is None:
-            self._check_abandoned()
+            self.check_abandoned()
             return attempt_outcome(Outcome.CANCELLED, None, started_at=None)
         log.info("%s attempt %d: task %s", self.request.invocation.invocation_id,
                  self.request.attempt_number, task_arn)
@@ -142,7 +163,7 @@ class AttemptSupervisor:
         finally:
             self.backend.track(task_arn, False)
 
-    def _check_abandoned(self) -> None:
+    def check_abandoned(self) -> None:
         if self.abandoned is not None:
             raise InfrastructureError(f"attempt interrupted by the engine ({self.abandoned})")
 
@@ -170,7 +191,7 @@ class AttemptSupervisor:
         launch = 1
         problem = ""
         for try_number in range(len(delays) + 1):
-            self._check_abandoned()
+            self.check_abandoned()
             if self.cancel_requested:
                 return None
             params["clientToken"] = client_token(
@@ -179,8 +200,11 @@ class AttemptSupervisor:
             try:
                 response = await self.call(self.backend.ecs.run_task, params)
             except ClientError as exc:
-                if not retryable(exc):
-                    raise InfrastructureError(f"RunTask was refused: {exc}") from exc
+                if not transient_refusal(exc):
+                    error = exc.response.get("Error", {})
+                    raise LaunchRefused(refusal_message(
+                        f"{error.get('Code', 'error')}: {error.get('Message', '')}"
+                    )) from exc
                 problem = str(exc)  # the same token again: the call may have gone through
             except BotoCoreError as exc:
                 problem = str(exc)
@@ -190,8 +214,8 @@ class AttemptSupervisor:
                     return str(tasks[0]["taskArn"])
                 failures = list(response.get("failures") or [])
                 problem = "; ".join(f"{f.get('reason', '')} {f.get('detail', '')}".strip() for f in failures)
-                if not capacity_shortage(failures):
-                    raise InfrastructureError(f"RunTask failed: {problem or 'no task and no reason'}")
+                if not transient_failures(failures):
+                    raise LaunchRefused(refusal_message(problem or "no task and no reason"))
                 launch += 1  # nothing started: a fresh token, or AWS may answer with this failure again
             if try_number < len(delays):
                 log.warning("%s attempt %d: launch retry in %gs: %s", invocation.invocation_id,
@@ -210,17 +234,21 @@ class AttemptSupervisor:
 
     async def _supervise(self, task_arn: str) -> AttemptOutcome:
         watch = Watch(launched=time.monotonic())
-        while True:
-            stopped = await self._observe(task_arn, watch)
-            if stopped is not None:
-                return stopped
-            await self._react(task_arn, watch)
-            self.heartbeat(watch)
-            await self.sleep(self._next_wake(watch) - time.monotonic())
+        try:
+            while True:
+                stopped = await self._observe(task_arn, watch)
+                if stopped is not None:
+                    return stopped
+                await self._react(task_arn, watch)
+                self.heartbeat(watch)
+                await self.sleep(self._next_wake(watch) - time.monotonic(), watch.observation)
+        finally:
+            if watch.observation is not None:  # nobody will read it: the shared round skips it
+                watch.observation.cancel()
 
     def _next_wake(self, watch: Watch) -> float:
         now = time.monotonic()
-        wake = min(now + self.timings.tick, watch.next_describe, watch.next_progress)
+        wake = min(now + self.timings.tick, watch.next_progress)
         if self.interrupt is None and watch.deadline is not None:
             wake = min(wake, watch.deadline)
         return wake
@@ -231,19 +259,23 @@ class AttemptSupervisor:
         if now >= watch.next_progress:
             watch.next_progress = now + self.timings.progress_interval
             await self._poll_progress(watch)
-        if now < watch.next_describe:
+        if watch.observation is None:
+            watch.observation = self.backend.observer.observe(task_arn)
+        if not watch.observation.done():
             return None
-        watch.next_describe = now + self.timings.describe_interval
+        observation, watch.observation = watch.observation, None
         try:
-            task = await self.call(self.backend.ecs.describe_task, self.cluster, task_arn)
+            task = observation.result()
         except (ClientError, BotoCoreError) as exc:
             log.warning("DescribeTasks %s failed (will look again): %s", task_arn, exc)
             return None
         if task is None:
             if now - watch.launched > self.timings.visibility_grace:
-                error = ErrorInfo(type="ProcessKilled", message="the task disappeared")
-                return attempt_outcome(Outcome.FAILED, watch.progress, has_value=watch.has_progress,
-                                started_at=watch.started_at, error=error)
+                # ECS no longer knows the task (or never showed it): the engine's fault, not the
+                # function's. Stopped first in case it is only invisible, so that the engine's
+                # retry is the only copy that runs.
+                await self._stop(task_arn, "multinode: the task vanished from DescribeTasks")
+                raise InfrastructureError(f"the task {task_arn} vanished: ECS no longer describes it")
             return None
         status = task.get("lastStatus")
         if status == "STOPPED":
@@ -282,7 +314,7 @@ class AttemptSupervisor:
             # The engine gave up on this attempt (worker shutting down, or it timed the attempt
             # out): stop now, the engine runs it again elsewhere.
             await self._stop(task_arn, f"multinode: engine interruption ({self.abandoned})")
-            self._check_abandoned()
+            self.check_abandoned()
         now = time.monotonic()
         if self.interrupt is None and self.cancel_requested:
             await self._interrupt(task_arn, "cancel", STOP_CANCEL)

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -271,6 +272,11 @@ class LocalBackend(ContainerBackend):
             raise InfrastructureError(f"preparing the service failed: {exc}") from exc
         return await LocalServiceRun(run, session, self._settings, self._limiter, version).run()
 
+    # ----- data ---------------------------------------------------------------------------
+
+    async def forget(self, invocation_id: str) -> None:
+        await asyncio.to_thread(_forget_runs, self._settings.runs_dir, invocation_id)
+
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
         self._background.add(task)
@@ -285,3 +291,11 @@ class LocalBackend(ContainerBackend):
             await asyncio.wait(list(self._background), timeout=5)
         if self._forks is not None:
             await self._forks.close()
+
+
+def _forget_runs(runs_dir: Path, invocation_id: str) -> None:
+    """The invocation's attempt logs and inputs: flat files `<id>.attempt-<n>.*`, and the folder
+    per invocation that earlier versions wrote."""
+    for path in runs_dir.glob(f"{invocation_id}.attempt-*"):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(runs_dir / invocation_id, ignore_errors=True)

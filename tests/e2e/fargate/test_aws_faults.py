@@ -14,7 +14,7 @@ from multinode import InvocationStatus
 from multinode.errors import InvocationFailedError
 from multinode.storage.package import build_package
 from tests.e2e.fargate.conftest import FargateTier
-from tests.e2e.local_fargate import FAIL_TO_START, SPOT_INTERRUPTION, Fault
+from tests.e2e.local_fargate import FAIL_TO_START, IMAGE_NOT_PULLED, SPOT_INTERRUPTION, Fault
 from tests.e2e.moto_stack import BUCKET
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -46,6 +46,18 @@ def test_a_task_that_fails_to_start_is_run_again_without_counting(tier: FargateT
     never_ran, ran = tier.fargate.tasks_of(invocation_id)
     assert never_ran.process is None and never_ran.stop_code == FAIL_TO_START
     assert ran.process is not None and "working" in ran.output
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_attempt_at_once(tier: FargateTier) -> None:
+    tier.fargate.plan(Fault("explode", FAIL_TO_START, reason=IMAGE_NOT_PULLED))
+    explode = tier.function("explode")  # max_retries=2: a transient failure would be tried again
+    invocation_id = explode.start("never raised")
+    with pytest.raises(InvocationFailedError, match="could not be pulled"):
+        explode.await_result(invocation_id, timeout=60)
+    final = explode.get(invocation_id)
+    assert [(a.number, a.outcome) for a in final.attempts] == [(1, "failed")]
+    assert final.error_details is not None and final.error_details.type == "LaunchFailed"
+    assert len(tier.fargate.tasks_of(invocation_id)) == 1
 
 
 def test_a_package_changed_in_the_bucket_is_refused(tier: FargateTier, tmp_path: Path) -> None:
