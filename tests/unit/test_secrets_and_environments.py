@@ -84,7 +84,7 @@ def test_the_function_gets_the_env_unprefixed_and_the_prebuilt_environment_first
     config = fargate_container.ContainerConfig(
         function="work", package_uri="s3://b/p/packages/x.tar.gz", package_sha256="x", requirements_sha256="r",
         location=RunLocation("b", "p/runs/i/1/"), token="t", timeout_seconds=5, grace_seconds=1,
-        invocation_id="inv", attempt="1", home=tmp_path)
+        invocation_id="inv", attempt="1", home=tmp_path, progress_interval_seconds=2.0)
     prepared = fargate_container.Prepared(tmp_path / "code", Path("/usr/bin/python3"), tmp_path / "in.json",
                                           tmp_path / "site")
     environ = {"PATH": "/bin", "PYTHONPATH": "/elsewhere", "MULTINODE_DOTENV_TOKEN": "s3cr3t",
