@@ -10,9 +10,10 @@ activity failed non-retryable: the version's package is missing or corrupt, its 
 not install) fails the invocation at once, whatever `max_retries` allows.
 
 The workflow closes with the Temporal status that matches the invocation's: SUCCEEDED completes
-with the record as its result; FAILED and TIMED_OUT fail with an `ApplicationError` naming the
-error; CANCELLED closes canceled. The final record is in the memo either way (with every
-attempt's traceback), which is where readers take it when there is no result.
+with the record as its result (since COMPACT_RECORD_PATCH without attempts and transitions);
+FAILED and TIMED_OUT fail with an `ApplicationError` naming the error; CANCELLED closes canceled.
+The final record is in the memo either way (with every attempt's traceback), which is where
+readers take it whole.
 """
 
 from __future__ import annotations
@@ -67,10 +68,9 @@ CLOSE_STATUS_PATCH = "close-with-matching-status"
 # From this patch on, a non-retryable failure of the attempt activity (a version that cannot be
 # prepared) ends the invocation FAILED at once instead of counting as one failed attempt.
 CANNOT_RUN_PATCH = "fail-at-once-when-the-attempt-cannot-run"
-# From this patch on, the workflow's result carries what `.await_result` reads (status, result,
-# error), not the attempts and transitions, which the final memo holds for every reader; and a
-# start seen in the attempt's outcome is not published on its own (the ending, or the wait for
-# the next attempt, publishes in the same workflow task): two memo copies less per invocation.
+# From this patch on, the result leaves the attempts and transitions to the final memo, and a
+# start seen in the attempt's outcome is published with what follows in the same workflow task
+# (the ending, or the wait for the next attempt): two memo copies less per invocation.
 COMPACT_RECORD_PATCH = "compact-record"
 # Values in the current details are cut to this (the Web UI shows them on the invocation's page).
 DETAILS_VALUE_MAX_CHARS = 300
