@@ -18,9 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import sqlite3
 import sys
+import tempfile
 import time
 import traceback
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -55,6 +59,8 @@ class Checkpoint:
     runs_bytes: int
     archive_records: int
     server_rss_mb: float
+    # SQLite page bytes by table or index (dbstat, on a copy of the file).
+    tables: dict[str, int]
 
 
 def disk_bytes(path: Path) -> int:
@@ -69,6 +75,17 @@ def disk_bytes(path: Path) -> int:
             except FileNotFoundError:
                 pass  # removed while walking (an attempt's scratch)
     return total
+
+
+def page_bytes(database: Path) -> dict[str, int]:
+    """Page bytes by table or index, read with dbstat from a copy (the WAL too, so what the
+    server has not checkpointed yet counts), largest first."""
+    with tempfile.TemporaryDirectory() as scratch:
+        for part in database.parent.glob(database.name + "*"):
+            shutil.copy(part, Path(scratch) / part.name)
+        with closing(sqlite3.connect(Path(scratch) / database.name)) as db:
+            rows = db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC").fetchall()
+    return {str(name): int(size) for name, size in rows}
 
 
 def count_workflows(query: str) -> int:
@@ -121,9 +138,9 @@ def measure(plane: Plane, invocations: int, samples: int) -> tuple[Checkpoint, i
     checkpoint = Checkpoint(
         invocations=invocations, call_remote_ms=calls, start_ms=p50(starts), get_ms=get_ms,
         list_page_ms=list_ms, temporal_db_bytes=db_bytes, state_bytes=state_bytes, runs_bytes=runs_bytes,
-        archive_records=archived, server_rss_mb=rss,
+        archive_records=archived, server_rss_mb=rss, tables=page_bytes(database),
     )
-    log(f"after {invocations}: {asdict(checkpoint)}")
+    log(f"after {invocations}: {({k: v for k, v in asdict(checkpoint).items() if k != 'tables'})}")
     return checkpoint, 1 + 2 * samples
 
 
@@ -200,6 +217,22 @@ def table(checkpoints: list[Checkpoint]) -> str:
     return "\n".join(lines)
 
 
+def page_table(checkpoints: list[Checkpoint]) -> str:
+    """Page bytes per invocation by table or index, between the empty store and the last
+    checkpoint."""
+    base, last = checkpoints[0], checkpoints[-1]
+    grown = last.invocations - base.invocations
+    if not grown:
+        return ""
+    lines = ["| table or index | bytes per invocation |", "|---|---|"]
+    growth = {n: last.tables.get(n, 0) - base.tables.get(n, 0) for n in last.tables}
+    for name, size in sorted(growth.items(), key=lambda item: -item[1]):
+        if size / grown >= 20:
+            lines.append(f"| {name} | {size / grown:,.0f} |")
+    lines.append(f"| all pages | {sum(growth.values()) / grown:,.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100_000, help="no-op invocations to run (default 100,000)")
@@ -231,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         paging = check_paging(made)
     print(table(checkpoints))
     print("(state folder growth: bytes on disk under the state folder beyond the empty store's, per invocation since)")
+    print(page_table(checkpoints))
     print(f"\n.list paging over {paging['listed']:,} invocations ({paging['pages']} pages, {paging['seconds']} s): "
           f"{'exact' if paging['exact'] else 'NOT EXACT'}; oldest still {paging['oldest_status']}")
     report = {

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from multinode.admin.devstore import Compaction, compact, trim_visibility_indexes
+from multinode.admin.devstore import Compaction, compact, page_size, trim_visibility_indexes
 from multinode.contract import names
 from multinode.contract.connection import ConnectionSettings, multinode_home
 from multinode.errors import DevServerError
@@ -44,6 +44,11 @@ TUNING = (
 # its older invocations only survive as archive copies and `.list` must keep reading those.
 RETENTION_HOURS = 87_600
 RETENTION_SET_SECONDS = 15.0
+# The store's SQLite page size. The server creates its file with 4 KiB pages, where an open or
+# closed workflow's row (about 2.2 KB) takes a page of its own; 16 KiB pages hold seven, and
+# fill better elsewhere too: measured, about 2.8 KB less per finished invocation (of about 17).
+# A new store is converted right after the server created it; an older one by `--compact`.
+PAGE_SIZE_BYTES = 16_384
 
 
 @dataclass(frozen=True)
@@ -206,21 +211,26 @@ class DevServer:
         fresh = not self.config.database.exists()
         if compact_store and not fresh:
             try:
-                self.compaction = compact(self.config.database)
+                self.compaction = compact(self.config.database, PAGE_SIZE_BYTES)
             except sqlite3.Error as exc:
                 self.stop()
                 raise DevServerError(f"could not compact {self.config.database}: {exc}") from None
         log = self._log or open(self.config.home / "temporal-server.log", "ab")
-        self.process = subprocess.Popen(
-            command(self.config),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
-        wait_for_port(self.config.port, time.monotonic() + timeout_seconds, self.process)
+        self._launch(log, timeout_seconds)
         if fresh:
             self._keep_closed_workflows()
+            try:
+                if page_size(self.config.database) != PAGE_SIZE_BYTES:
+                    # Only the server knows its schema, and SQLite changes the page size of a
+                    # file no one has open: so once created, stopped, converted (still empty,
+                    # in milliseconds) and started again. Killed, not asked to stop: what it
+                    # committed is in the file's log either way, and a graceful stop takes a second.
+                    self.kill()
+                    compact(self.config.database, PAGE_SIZE_BYTES)
+                    self._launch(log, timeout_seconds)
+            except sqlite3.Error as exc:
+                self.stop()
+                raise DevServerError(f"could not set the page size of {self.config.database}: {exc}") from None
         try:
             trim_visibility_indexes(self.config.database, self.config.namespace)
         except sqlite3.Error as exc:
@@ -255,7 +265,17 @@ class DevServer:
             self.process.kill()
             self.process.wait()
 
-    def stop(self) -> None:
+    def _launch(self, log: IO[bytes], timeout_seconds: float) -> None:
+        self.process = subprocess.Popen(
+            command(self.config),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        wait_for_port(self.config.port, time.monotonic() + timeout_seconds, self.process)
+
+    def _terminate(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -263,6 +283,9 @@ class DevServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def stop(self) -> None:
+        self._terminate()
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None

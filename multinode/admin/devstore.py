@@ -1,5 +1,5 @@
-"""The embedded dev server's SQLite file: the visibility indexes Multinode never reads, and
-compaction.
+"""The embedded dev server's SQLite file: the visibility indexes Multinode never reads, its page
+size, and compaction.
 
 The dev server's visibility table keeps one index per column (57 of them, one per system field
 and per search-attribute slot, used or not), and each finished workflow pays an entry in every
@@ -27,6 +27,8 @@ QUERIED_ATTRIBUTES = frozenset({names.SA_PROJECT, names.SA_FUNCTION, names.SA_VE
 # A search-attribute slot's index is named after its column: Keyword01 -> by_keyword_01.
 _SLOT = re.compile(r"(Keyword|Datetime|Bool|Double|Int|Text)(\d\d)")
 BUSY_TIMEOUT_SECONDS = 30.0
+# What SQLite accepts.
+PAGE_SIZES = tuple(2**n for n in range(9, 17))
 
 
 @dataclass(frozen=True)
@@ -84,15 +86,33 @@ def trim_visibility_indexes(database: Path, namespace: str) -> list[str]:
     return dropped
 
 
-def compact(database: Path) -> Compaction:
+def compact(database: Path, page_size_bytes: int = 0) -> Compaction:
     """Rewrite the file without its free pages and with full index pages (the server must not be
-    running): the room that removed invocations and page splits left behind."""
+    running): the room that removed invocations and page splits left behind. With
+    `page_size_bytes`, also in pages of that size (SQLite changes it only outside WAL mode, so
+    the file leaves it for the rewrite)."""
+    if page_size_bytes and page_size_bytes not in PAGE_SIZES:
+        raise ValueError(f"page_size_bytes must be one of {PAGE_SIZES}, got {page_size_bytes}")
     before = _size(database)
     with closing(sqlite3.connect(database, timeout=BUSY_TIMEOUT_SECONDS)) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        db.execute("VACUUM")
+        current = db.execute("PRAGMA page_size").fetchone()[0]
+        if page_size_bytes and page_size_bytes != current:
+            mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+            db.execute("PRAGMA journal_mode=DELETE")
+            db.execute(f"PRAGMA page_size={page_size_bytes}")
+            db.execute("VACUUM")
+            db.execute(f"PRAGMA journal_mode={mode}")
+        else:
+            db.execute("VACUUM")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return Compaction(before, _size(database))
+
+
+def page_size(database: Path) -> int:
+    with closing(sqlite3.connect(database, timeout=BUSY_TIMEOUT_SECONDS)) as db:
+        size: int = db.execute("PRAGMA page_size").fetchone()[0]
+        return size
 
 
 def _size(database: Path) -> int:

@@ -152,6 +152,9 @@ class CoordinationActivities:
                                                   result_type=InvocationRecord)
         try:
             record = await handle.result(follow_runs=False)
+            if not record.attempts and not record.transitions:
+                # A compact result (COMPACT_RECORD_PATCH): the whole record is in the memo.
+                record = await execution.memo_value("state", type_hint=InvocationRecord)
         except WorkflowFailureError:
             # Failed, timed out or cancelled: the final record is in the memo. An invocation the
             # engine ended without finishing (terminated) keeps what its memo knew, as failed.

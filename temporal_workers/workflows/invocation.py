@@ -10,9 +10,10 @@ activity failed non-retryable: the version's package is missing or corrupt, its 
 not install) fails the invocation at once, whatever `max_retries` allows.
 
 The workflow closes with the Temporal status that matches the invocation's: SUCCEEDED completes
-with the record as its result; FAILED and TIMED_OUT fail with an `ApplicationError` naming the
-error; CANCELLED closes canceled. The final record is in the memo either way (with every
-attempt's traceback), which is where readers take it when there is no result.
+with the record as its result (since COMPACT_RECORD_PATCH without attempts and transitions);
+FAILED and TIMED_OUT fail with an `ApplicationError` naming the error; CANCELLED closes canceled.
+The final record is in the memo either way (with every attempt's traceback), which is where
+readers take it whole.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ CLOSE_STATUS_PATCH = "close-with-matching-status"
 # From this patch on, a non-retryable failure of the attempt activity (a version that cannot be
 # prepared) ends the invocation FAILED at once instead of counting as one failed attempt.
 CANNOT_RUN_PATCH = "fail-at-once-when-the-attempt-cannot-run"
+# From this patch on, the result leaves the attempts and transitions to the final memo, and a
+# start seen in the attempt's outcome is published with what follows in the same workflow task
+# (the ending, or the wait for the next attempt): two memo copies less per invocation.
+COMPACT_RECORD_PATCH = "compact-record"
 # Values in the current details are cut to this (the Web UI shows them on the invocation's page).
 DETAILS_VALUE_MAX_CHARS = 300
 TIMED_OUT_ERROR_TYPE = "InvocationTimedOutError"
@@ -105,9 +110,11 @@ class InvocationWorkflow:
         self._engine_cancel = False  # the engine was asked to cancel the workflow itself
         self._closes_with_status = False  # CLOSE_STATUS_PATCH applies to this ending
         self._cannot_run = False  # an attempt failed in a way no retry can help (CANNOT_RUN_PATCH)
+        self._compact = False  # COMPACT_RECORD_PATCH applies
 
     @workflow.run
     async def run(self, invocation: InvocationInput) -> InvocationRecord:
+        self._compact = workflow.patched(COMPACT_RECORD_PATCH)
         main = asyncio.ensure_future(self._run_attempts())
         while True:
             try:
@@ -122,6 +129,8 @@ class InvocationWorkflow:
                 self._request_cancel()
         if self._closes_with_status:
             raise self._closing_error(record)
+        if self._compact:
+            return InvocationRecord(**{**record.__dict__, "attempts": [], "transitions": []})
         return record
 
     def _closing_error(self, record: InvocationRecord) -> BaseException:
@@ -172,7 +181,8 @@ class InvocationWorkflow:
                 if not outcome.quota_released:
                     await self._release_quota(self._attempt_number)
             if outcome.started_at is not None and self._record.status == PENDING:
-                self._set_status(RUNNING, outcome.started_at)
+                # Every path below publishes in this same task (an ending, or PENDING again).
+                self._set_status(RUNNING, outcome.started_at, publish=not self._compact)
             self._children.extend(c for c in outcome.children if c not in self._children)
             if outcome.outcome == Outcome.CANCELLED and outcome.started_at is None:
                 return self._finish(CANCELLED)  # cancelled before its container started: no attempt
@@ -288,12 +298,13 @@ class InvocationWorkflow:
 
     # ----- status -------------------------------------------------------------------------
 
-    def _set_status(self, status: str, at: float | None = None) -> None:
+    def _set_status(self, status: str, at: float | None = None, publish: bool = True) -> None:
         if self._record.status == status:
             return
         self._record.status = status
         self._record.transitions.append(Transition(status, at if at is not None else workflow.now().timestamp()))
-        self._publish()
+        if publish:
+            self._publish()
 
     def _publish(self) -> None:
         """Make the state readable without a worker: memo for `.get`, search attribute and
@@ -302,10 +313,11 @@ class InvocationWorkflow:
         # The final record goes whole into the memo, so `.get` of a finished invocation is one
         # describe; while running, the result lives in the attempt's heartbeat instead. Earlier
         # attempts' tracebacks are left out of each status change (they would repeat in the
-        # history at every one), except at an ending without a result, where readers take the
+        # history at every one), except at an ending without a result, or at any ending under
+        # COMPACT_RECORD_PATCH (the result no longer carries the attempts): readers take the
         # record from here.
         attempts = self._record.attempts
-        if not self._closes_with_status:
+        if not (self._closes_with_status or (self._compact and final)):
             attempts = [_without_traceback(a) for a in attempts]
         memo_record = InvocationRecord(**{**self._record.__dict__, "attempts": attempts})
         if not final:

@@ -12,7 +12,7 @@ import pytest
 
 import multinode as mn
 from multinode import InvocationStatus, errors
-from multinode.contract.records import AttemptOutcome, AttemptRequest, ErrorInfo, Outcome
+from multinode.contract.records import AttemptOutcome, AttemptRequest, ErrorInfo, InvocationRecord, Outcome
 from temporal_workers.backends import AttemptSession, InfrastructureError
 from temporal_workers.backends.fake import FakeBackend, echo_first_argument
 from tests.conftest import ControlPlane, wait_until
@@ -135,8 +135,9 @@ def test_state_query_matches_get(fake_worker, deploy_tasks) -> None:  # type: ig
 
     async def query() -> tuple[str, int]:
         engine = await client.engine()
-        record = await engine.client.get_workflow_handle(invocation_id).query("state")
-        return str(record["status"]), len(record["attempts"])
+        # Decoded as the SDK decodes it: the engine's encoding leaves out empty fields.
+        record = await engine.client.get_workflow_handle(invocation_id).query("state", result_type=InvocationRecord)
+        return record.status, len(record.attempts)
 
     def both() -> tuple[tuple[str, int], tuple[str, int]]:
         invocation = f.get(invocation_id)

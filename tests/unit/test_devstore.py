@@ -14,6 +14,7 @@ from multinode.admin.devstore import (
     QUERIED_ATTRIBUTES,
     attribute_columns,
     compact,
+    page_size,
     slot_index,
     trim_visibility_indexes,
 )
@@ -102,3 +103,18 @@ def test_compaction_gives_back_the_dropped_indexes_room(tmp_path: Path) -> None:
     assert result.bytes_after < result.bytes_before / 2
     with closing(sqlite3.connect(store)) as db:
         assert db.execute("SELECT count(*) FROM executions_visibility").fetchone() == (3000,)
+
+
+def test_compaction_can_change_the_page_size_and_keeps_the_journal_mode(tmp_path: Path) -> None:
+    store = tmp_path / "temporal.db"
+    make_store(store, SLOTS)
+    with closing(sqlite3.connect(store)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+    assert page_size(store) == 4096
+    compact(store, 16_384)
+    assert page_size(store) == 16_384
+    with closing(sqlite3.connect(store)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("SELECT count(*) FROM executions_visibility").fetchone() == (3000,)
+    with pytest.raises(ValueError, match="page_size_bytes must be one of"):
+        compact(store, 3000)

@@ -1,5 +1,6 @@
 """Multinode's records decode exactly as Temporal's default converter decodes them: the planned
-decoder is a speed-up, never a second format."""
+decoder is a speed-up, never a second format. The engine's encoding leaves out fields that hold
+nothing, which both decoders read back as the same record."""
 
 from __future__ import annotations
 
@@ -98,9 +99,38 @@ def test_the_engine_converter_decodes_records_with_the_plan(monkeypatch: pytest.
     record = SAMPLES[5]
     converter = DATA_CONVERTER.payload_converter
     payload = converter.to_payloads([record])[0]
-    assert payload == temporal_converter.DataConverter.default.payload_converter.to_payloads([record])[0]
     assert converter.from_payloads([payload], [InvocationRecord])[0] == record
     manifests = converter.from_payloads(converter.to_payloads([[SAMPLES[6]]]), [list[VersionManifest]])[0]
     assert manifests == [SAMPLES[6]]
     # Top-level records go through the plan (nested ones are part of their parent's plan).
     assert planned == [InvocationRecord, VersionManifest]
+
+
+@pytest.mark.parametrize("record", SAMPLES, ids=lambda r: type(r).__name__)
+def test_the_engine_encoding_leaves_out_what_holds_nothing_and_reads_back_the_same(record: object) -> None:
+    from multinode.engine.converter import DATA_CONVERTER
+
+    converter = DATA_CONVERTER.payload_converter
+    payload = converter.to_payloads([record])[0]
+    default = temporal_converter.DataConverter.default.payload_converter
+    assert converter.from_payloads([payload], [type(record)])[0] == record
+    assert default.from_payloads([payload], [type(record)])[0] == record
+    assert len(payload.data) <= len(default.to_payloads([record])[0].data)
+
+
+def test_only_empty_defaults_are_left_out() -> None:
+    from multinode.engine.converter import DATA_CONVERTER
+
+    def encoded(value: object) -> dict[str, object]:
+        found: dict[str, object] = json.loads(DATA_CONVERTER.payload_converter.to_payloads([value])[0].data)
+        return found
+
+    outcome = encoded(AttemptOutcome("succeeded", None, None, None, 2.0))
+    # Required fields stay even when None; defaults of None, False and [] go.
+    assert outcome == {"outcome": "succeeded", "value": None, "error": None, "started_at": None, "ended_at": 2.0}
+    record = encoded(SAMPLES[5])
+    # A default that is a value (0 failed attempts) is written: a later default cannot change it.
+    assert record["num_failed_attempts"] == 0 and "result" not in record and "has_result" not in record
+    assert encoded(AttemptRecord(1, "failed", 1.0, 2.0, exit_code=0))["exit_code"] == 0
+    # Plain values are Temporal's JSON as before.
+    assert encoded({"a": None}) == {"a": None}
