@@ -87,6 +87,14 @@ def task_definition_params(target: ServiceTarget, base: Json, settings: WorkerSe
         "essential": True,
         "entryPoint": ENTRYPOINT,
         "portMappings": [{"containerPort": spec.port, "protocol": "tcp"}],
+        # ECS counts the task healthy (the deployment stops the old one, a failing one is
+        # replaced) only once its port accepts connections, as the worker's own watch does.
+        "healthCheck": {
+            "command": ["CMD", "python", "-c",
+                        f"import socket; socket.create_connection(('127.0.0.1', {spec.port}), 2).close()"],
+            "interval": 10, "timeout": 5, "retries": 3,
+            "startPeriod": min(300, max(0, int(settings.service_start_seconds))),
+        },
         "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
     }
     for copied in ("secrets", "stopTimeout", "ulimits", "linuxParameters"):
