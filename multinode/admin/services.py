@@ -140,8 +140,8 @@ def read_service_logs(project_name: str, service_name: str, *, follow: bool = Fa
         if found is not None:
             group, prefix = found
             lines = read_service_streams(group, prefix, follow=follow)
-            chunks = (line if line.endswith("\n") else line + "\n" for line in lines)
-            return ServiceLogStream(project_name, service_name, f"CloudWatch Logs {group}/{prefix}/*", chunks)
+            ended = (line if line.endswith("\n") else line + "\n" for line in lines)
+            return ServiceLogStream(project_name, service_name, f"CloudWatch Logs {group}/{prefix}/*", ended)
     if not source.exists():
         raise MultinodeError(
             f"no logs found for service {service_name!r} of project {project_name!r} (looked at "

@@ -60,6 +60,7 @@ class LocalEcsServices:
         self._addresses = itertools.count(_FIRST_ADDRESS)
         self._lock = threading.RLock()
         self._closed = threading.Event()
+        self.errors: list[Exception] = []
         self._discovery = boto3.client("servicediscovery")
         self._ecs = boto3.client("ecs")
         self._thread = threading.Thread(target=self._schedule, name="ecs-scheduler", daemon=True)
@@ -126,7 +127,10 @@ class LocalEcsServices:
             with self._lock:
                 for played in list(self.services.values()):
                     if not played.deleted:
-                        self._converge(played)
+                        try:
+                            self._converge(played)
+                        except Exception as exc:  # raised again by close(): the test fails on it
+                            self.errors.append(exc)
 
     def _converge(self, played: PlayedService) -> None:
         live = [t for t in played.tasks if not _ended(t) and t.stop_reason is None]
@@ -181,6 +185,8 @@ class LocalEcsServices:
     def close(self) -> None:
         self._closed.set()
         self._thread.join(timeout=10)
+        if self.errors:
+            raise self.errors[0]
 
 
 def _ended(task: LocalTask) -> bool:

@@ -97,7 +97,7 @@ def task_definition_params(target: ServiceTarget, base: Json, settings: WorkerSe
         },
         "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
     }
-    for copied in ("secrets", "stopTimeout", "ulimits", "linuxParameters"):
+    for copied in ("secrets", "stopTimeout", "memoryReservation", "ulimits", "linuxParameters"):
         if function.get(copied) is not None:
             container[copied] = function[copied]
     logging = function.get("logConfiguration")

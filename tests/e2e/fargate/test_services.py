@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 import pytest
 
 from temporal_workers.backends.fargate.service_definition import discovery_name, ecs_service_name
@@ -83,7 +84,9 @@ def describe(tier: FargateTier) -> dict[str, Any]:
 
 def discovered(tier: FargateTier) -> list[str]:
     """The addresses Cloud Map answers for the service (what `web.P.<namespace>` resolves to)."""
-    answer = boto3.client("servicediscovery").discover_instances(
+    # DiscoverInstances goes to `data-<endpoint>`, a host moto's server is not at.
+    discovery = boto3.client("servicediscovery", config=Config(inject_host_prefix=False))
+    answer = discovery.discover_instances(
         NamespaceName=NAMESPACE, ServiceName=discovery_name(tier.project, "web"))
     return sorted(i["Attributes"]["AWS_INSTANCE_IPV4"] for i in answer["Instances"])
 
@@ -108,9 +111,10 @@ def test_a_service_on_fargate_lives_from_deploy_to_undeploy(tier: FargateTier) -
     assert running["version_id"] == v1 and running["restarts"] == 0
     assert running["address"] == f"http://web.{tier.project}.{NAMESPACE}:{port}"
     ecs = boto3.client("ecs").describe_services(cluster=CLUSTER, services=[name])["services"][0]
-    assert ecs["status"] == "ACTIVE" and ecs["desiredCount"] == 1
-    assert ecs["deploymentConfiguration"]["minimumHealthyPercent"] == 100
-    assert ecs["deploymentConfiguration"]["maximumPercent"] == 200
+    assert ecs["status"] == "ACTIVE" and ecs["desiredCount"] == 1 and ecs["launchType"] == "FARGATE"
+    # moto does not keep the deployment settings: what the worker asked for is what ECS was told.
+    deployment = tier.ecs_services.services[name].params["deploymentConfiguration"]
+    assert (deployment["minimumHealthyPercent"], deployment["maximumPercent"]) == (100, 200)
     [first] = discovered(tier)
     answer = get(first, port)
     assert answer["version_id"] == v1 and answer["mark"] == "v1"
