@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.config import Config
 import pytest
+from botocore.config import Config
 
 from temporal_workers.backends.fargate.service_definition import discovery_name, ecs_service_name
 from tests.conftest import wait_until
