@@ -166,6 +166,7 @@ class FargateServices:
                      stopping: asyncio.Future[None]) -> ServiceExit:
         watch = _Watch()
         address = definition.service_address(target, self.discovery)
+        placed_by = time.monotonic() + self.timings.start_timeout
         while True:
             session.heartbeat()
             if stopping.done():
@@ -173,6 +174,8 @@ class FargateServices:
                                           "the next worker watches it")
             if watch.task_arn is None:
                 await self._find_task(target, task_definition, watch, session)
+                if watch.task_arn is None and time.monotonic() > placed_by:
+                    return ServiceExit(ended_at=time.time(), start_error=await self._no_task(target))
             else:
                 task = await self._call(self.api.describe_task, self.config.cluster, watch.task_arn)
                 if task is None or task.get("lastStatus") == "STOPPED":
@@ -195,6 +198,14 @@ class FargateServices:
         watch.task_arn = str(ours[0]["taskArn"])
         watch.started_at = timestamp(ours[0].get("startedAt")) or time.time()
         await session.report(ServiceStatus.STARTING.value, watch.started_at)
+
+    async def _no_task(self, target: ServiceTarget) -> str:
+        """Why no task came: ECS's latest event about the service (placement, capacity, roles)."""
+        current = await self._call(self.api.describe_service, self.config.cluster, self._name(target)) or {}
+        events = current.get("events") or []
+        latest = f": {events[0].get('message')}" if events else ""
+        return (f"ECS started no task for service {self._name(target)} within "
+                f"{self.timings.start_timeout:g} s{latest}")
 
     async def _check(self, target: ServiceTarget, task: Json, watch: _Watch, session: ServiceSession,
                      address: str) -> str | None:
