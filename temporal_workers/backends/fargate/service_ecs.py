@@ -86,7 +86,10 @@ class ServiceEcsApi:
     def service_tasks(self, cluster: str, name: str) -> list[Json]:
         """The ECS service's tasks that ECS still wants running (a stopped one drops out)."""
         arns = self._ecs.list_tasks(cluster=cluster, serviceName=name, desiredStatus="RUNNING").get("taskArns") or []
-        return [self.describe_task(cluster, arn) or {"taskArn": arn} for arn in arns]
+        if not arns:
+            return []
+        # One call for all of them (a service has one task, two during a deployment).
+        return [dict(task) for task in self._ecs.describe_tasks(cluster=cluster, tasks=arns[:100]).get("tasks") or []]
 
     def describe_task(self, cluster: str, task_arn: str) -> Json | None:
         tasks = self._ecs.describe_tasks(cluster=cluster, tasks=[task_arn]).get("tasks") or []
