@@ -113,6 +113,7 @@ def build_worker(
             coordination.cancel_invocations,
             coordination.archive_batch,
             ServiceActivities(client, backend).run_service,
+            ServiceActivities(client, backend).stop_service,
         ],
         # Our workflows are deterministic by construction (no I/O, engine time only) and never
         # decode user values, so the sandbox's per-task cost buys nothing here.

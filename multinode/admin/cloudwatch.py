@@ -119,3 +119,58 @@ def fargate_log_source(store_spec: str, invocation_id: str, attempt: int) -> Clo
         return None
     task = json.loads(body)
     return CloudWatchLogSource(str(task["log_group"]), str(task["task_arn"]))
+
+
+def read_service_streams(
+    log_group: str,
+    stream_prefix: str,
+    follow: bool = False,
+    *,
+    client: CloudWatchLogsClient | None = None,
+    interval_seconds: float = FOLLOW_INTERVAL_SECONDS,
+) -> Iterator[str]:
+    """Yield the lines of every task a Fargate service ran (streams `<stream_prefix>/...`), task
+    by task in the order they were created; with `follow`, new lines of any task as they come."""
+    logs = client or logs_client()
+    tokens: dict[str, str | None] = {}
+    while True:
+        pages = logs.get_paginator("describe_log_streams").paginate(
+            logGroupName=log_group, logStreamNamePrefix=f"{stream_prefix}/")
+        streams = sorted((s for page in pages for s in page.get("logStreams", [])),
+                         key=lambda s: (s.get("creationTime", 0), s.get("logStreamName", "")))
+        for stream in streams:
+            name = stream["logStreamName"]
+            token = tokens.get(name)
+            while True:
+                page = _page(logs, log_group, name, token, seen_any=token is not None)
+                if page is None:
+                    break
+                lines, next_token = page
+                yield from lines
+                at_end = next_token == token
+                token = next_token
+                if at_end:
+                    break
+            tokens[name] = token
+        if not follow:
+            return
+        time.sleep(interval_seconds)
+
+
+def fargate_service_logs(store_spec: str, project_name: str, service_name: str) -> tuple[str, str] | None:
+    """(log group, stream prefix) of a service that ran on Fargate, as its worker recorded them
+    in the package store's bucket; None when it never ran there."""
+    import json
+
+    from multinode.contract.service_state import service_logs_key
+    from multinode.runtime.fargate_run import RunLocation
+    from multinode.storage.s3 import s3_client
+
+    location = RunLocation.from_uri(store_spec)
+    key = location.key(service_logs_key(project_name, service_name))
+    try:
+        body = s3_client().get_object(Bucket=location.bucket, Key=key)["Body"].read()
+    except ClientError:
+        return None
+    document = json.loads(body)
+    return str(document["log_group"]), str(document["stream_prefix"])

@@ -4,6 +4,7 @@ come up (what deploy prints), and their logs."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,12 +125,23 @@ class ServiceLogStream:
 
 
 def read_service_logs(project_name: str, service_name: str, *, follow: bool = False) -> ServiceLogStream:
-    """Everything the service's processes wrote (stdout and stderr), on the local backend; with
+    """Everything the service's processes wrote (stdout and stderr): the local backend's file, or
+    on Fargate (an s3:// package store) the CloudWatch streams of every task it ran; with
     `follow`, the stream goes on with new text until interrupted."""
     check_name(project_name, "project name")
     check_name(service_name, "service name")
     path = service_log_path(multinode_home(), project_name, service_name)
     source = LocalLogSource(path)
+    store = os.environ.get("MULTINODE_PACKAGE_STORE", "")
+    if not source.exists() and store.startswith("s3://"):
+        from multinode.admin.cloudwatch import fargate_service_logs, read_service_streams
+
+        found = fargate_service_logs(store, project_name, service_name)
+        if found is not None:
+            group, prefix = found
+            lines = read_service_streams(group, prefix, follow=follow)
+            ended = (line if line.endswith("\n") else line + "\n" for line in lines)
+            return ServiceLogStream(project_name, service_name, f"CloudWatch Logs {group}/{prefix}/*", ended)
     if not source.exists():
         raise MultinodeError(
             f"no logs found for service {service_name!r} of project {project_name!r} (looked at "

@@ -135,6 +135,8 @@ def invocation_search_attributes(
 SERVICE_WORKFLOW = "multinode.Service"
 SERVICE_WORKFLOW_ID_PREFIX = "multinode-service:"
 RUN_SERVICE_ACTIVITY = "multinode.RunService"
+# Undeploy's last step: the backend releases what it keeps beyond the process (an ECS service).
+STOP_SERVICE_ACTIVITY = "multinode.StopService"
 SERVICE_DEPLOY_SIGNAL = "deploy"  # argument: the new ServiceTarget
 SERVICE_STOP_SIGNAL = "stop"  # stops the process, then ends the workflow
 SERVICE_REPORT_SIGNAL = "report"  # from the run's activity: a ServiceReport

@@ -135,3 +135,24 @@ def describe_exit(exit_code: int | None) -> str:
 def service_log_path(home: Path, project_name: str, service_name: str) -> Path:
     """Where the local backend appends a service's output (every run, each after a header line)."""
     return home / "services" / project_name / f"{service_name}.log"
+
+
+@dataclass(frozen=True)
+class ServiceRemoval:
+    """Undeploy's last step (`multinode.StopService`): release what the backend keeps for the
+    service beyond its process (on Fargate, its ECS service)."""
+
+    project_name: str
+    service_name: str
+
+
+def service_stream_prefix(project_name: str, service_name: str) -> str:
+    """The awslogs stream prefix of a service's tasks on Fargate: its streams are
+    `<prefix>/service/<task id>` (names hold no dots, so the pair reads back unambiguously)."""
+    return f"multinode-service.{project_name}.{service_name}"
+
+
+def service_logs_key(project_name: str, service_name: str) -> str:
+    """Under the package store's prefix: where the Fargate backend records the log group of a
+    service's tasks, for `multinode logs --service-name` (JSON: log_group, stream_prefix)."""
+    return f"services/{project_name}/{service_name}/logs.json"

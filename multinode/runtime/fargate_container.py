@@ -258,11 +258,18 @@ def _prepare(config: ContainerConfig, store: ObjectStore) -> Prepared:
     return Prepared(version.code_dir, version.python, input_path, site)
 
 
-def _runner_environment(environ: Mapping[str, str], config: ContainerConfig,
-                        prepared: Prepared) -> dict[str, str]:
+def passed_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """What the container passes on to the user's process: its locale and paths, the task's AWS
+    identity, the connection and who it is (a service's entrypoint passes the same)."""
     env = {name: environ[name] for name in _PASSED_VARIABLES if name in environ}
     env.update({name: value for name, value in environ.items() if name.startswith(_PASSED_PREFIXES)})
     env.update({name: environ[name] for name in _CONNECTION_VARIABLES if name in environ})
+    return env
+
+
+def _runner_environment(environ: Mapping[str, str], config: ContainerConfig,
+                        prepared: Prepared) -> dict[str, str]:
+    env = passed_environment(environ)
     env.update(
         {
             "PYTHONUNBUFFERED": "1",

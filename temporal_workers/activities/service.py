@@ -17,7 +17,13 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from multinode.contract import names as _names
-from multinode.contract.service_state import SERVICE_UNSUPPORTED_ERROR, ServiceExit, ServiceReport, ServiceRun
+from multinode.contract.service_state import (
+    SERVICE_UNSUPPORTED_ERROR,
+    ServiceExit,
+    ServiceRemoval,
+    ServiceReport,
+    ServiceRun,
+)
 from temporal_workers.backends import ContainerBackend, InfrastructureError, ServiceUnsupportedError
 
 log = logging.getLogger("multinode.worker")
@@ -69,3 +75,13 @@ class ServiceActivities:
                     type="InfrastructureError", category=ApplicationErrorCategory.BENIGN,
                 ) from None
             raise
+
+    @activity.defn(name=_names.STOP_SERVICE_ACTIVITY)
+    async def stop_service(self, removal: ServiceRemoval) -> None:
+        """Undeploy's last step: what the backend keeps beyond the process goes (an ECS service)."""
+        try:
+            await self._backend.remove_service(removal, activity.heartbeat)
+        except InfrastructureError as exc:
+            raise ApplicationError(
+                str(exc), type="InfrastructureError", category=ApplicationErrorCategory.BENIGN
+            ) from None

@@ -10,11 +10,12 @@ Imported by the worker (its attempt activity) and the backends themselves.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Protocol
 
 from multinode.contract.connection import ConnectionSettings, connection_environment
 from multinode.contract.records import AttemptOutcome, AttemptProgress, AttemptRequest
-from multinode.contract.service_state import ServiceExit, ServiceRun
+from multinode.contract.service_state import ServiceExit, ServiceRemoval, ServiceRun
 from multinode.runtime import runner
 
 
@@ -69,6 +70,11 @@ class ContainerBackend(ABC):
 
     async def forget(self, invocation_id: str) -> None:  # noqa: B027 - optional: most keep nothing
         """Delete what the invocation's attempts left behind (logs, run documents)."""
+
+    async def remove_service(self, removal: ServiceRemoval, heartbeat: Callable[[], None]) -> None:  # noqa: B027
+        """Undeploy's last step, once the last run has ended: release what the backend keeps for
+        the service beyond its process (the local backend keeps nothing; Fargate, its ECS
+        service)."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
         """Release what the backend holds (stop attempts still running)."""

@@ -30,6 +30,7 @@ from multinode.contract.service_state import (
     SERVICE_UNSUPPORTED_ERROR,
     ServiceExit,
     ServiceObserved,
+    ServiceRemoval,
     ServiceReport,
     ServiceRun,
     ServiceState,
@@ -49,6 +50,10 @@ RUN_TIMEOUT = timedelta(days=3650)
 # Well under Temporal's own suggestion (tens of thousands of events): a service's history is
 # small per run, and continuing as new between runs costs nothing.
 MAX_HISTORY_EVENTS = 2_000
+# Undeploy ends with the backend's removal of the service (Fargate deletes its ECS service);
+# histories from before it replay without that activity.
+STOP_SERVICE_PATCH = "service-remove-on-undeploy"
+STOP_TIMEOUT = timedelta(minutes=15)
 
 
 @workflow.defn(name=names.SERVICE_WORKFLOW)
@@ -76,6 +81,15 @@ class ServiceWorkflow:
             if not self._stopping and not self._changed and self._rotate():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carried())
+        if workflow.patched(STOP_SERVICE_PATCH):
+            await workflow.execute_activity(
+                names.STOP_SERVICE_ACTIVITY,
+                ServiceRemoval(self._observed.project_name, self._observed.service_name),
+                start_to_close_timeout=STOP_TIMEOUT,
+                heartbeat_timeout=timedelta(seconds=max(HEARTBEAT_TIMEOUT_SECONDS, 30.0)),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
+                summary=f"remove service {self._observed.service_name}",
+            )
         self._observe(status=ServiceStatus.STOPPED, pid=None, running_since=None, reason=None)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._observed

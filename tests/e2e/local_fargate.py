@@ -69,6 +69,11 @@ class LocalTask:
     killer: threading.Timer | None = None
     ended: bool = False
     stopped_reason: str = ""
+    container: str = "function"
+    # A service's task: its task definition and its own loopback address (awsvpc gives each
+    # task its own interface; here each gets its own 127.0.0.N).
+    task_definition: str = ""
+    address: str | None = None
 
 
 class LocalFargate(EcsApi):
@@ -129,7 +134,7 @@ class LocalFargate(EcsApi):
         # The agent reads the environment files with the execution role before the container
         # starts; a variable set in `environment` wins over a file's.
         for file in override.get("environmentFiles", []):
-            env.update(_environment_file(file))
+            env.update(environment_file(file))
         env.update({e["name"]: e["value"] for e in container.get("environment", [])})
         env.update({e["name"]: e["value"] for e in override.get("environment", [])})
         return env
@@ -150,24 +155,28 @@ class LocalFargate(EcsApi):
                                                  stop_code=FAIL_TO_START, ended=True,
                                                  stopped_reason=fault.reason or _AWS_REASONS[FAIL_TO_START])
                 return
-            self._logs.create_log_stream(logGroupName=LOG_GROUP,
-                                         logStreamName=stream_name(LOG_STREAM_PREFIX, task_arn))
-            process = subprocess.Popen(
-                [sys.executable, "-m", "multinode.runtime.fargate_container"],
-                env=env, cwd=env["HOME"], stdin=subprocess.DEVNULL,
+            self.launch(LocalTask(task_arn, None, datetime.now(UTC), env, worker),
+                        "multinode.runtime.fargate_container", stream_name(LOG_STREAM_PREFIX, task_arn), fault)
+
+    def launch(self, task: LocalTask, module: str, stream: str, fault: Fault | None = None) -> LocalTask:
+        """Runs `python -m module` as the task's container, its output shipped to `stream`."""
+        with self._lock:
+            self._logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+            task.process = subprocess.Popen(
+                [sys.executable, "-m", module],
+                env=task.environment, cwd=task.environment["HOME"], stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             )
-            task = LocalTask(task_arn, process, datetime.now(UTC), env, worker)
-            self.tasks[task_arn] = task
+            self.tasks[task.arn] = task
             self.running += 1
             self.peak_running = max(self.peak_running, self.running)
-        task.reader = threading.Thread(target=self._capture, args=(task, fault), daemon=True)
+        task.reader = threading.Thread(target=self._capture, args=(task, stream, fault), daemon=True)
         task.reader.start()
+        return task
 
-    def _capture(self, task: LocalTask, fault: Fault | None) -> None:
+    def _capture(self, task: LocalTask, stream: str, fault: Fault | None) -> None:
         """Ships each line to CloudWatch as it is written, as the awslogs driver does."""
         assert task.process is not None and task.process.stdout is not None
-        stream = stream_name(LOG_STREAM_PREFIX, task.arn)
         for raw in task.process.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
             task.output.append(line)
@@ -204,13 +213,14 @@ class LocalFargate(EcsApi):
         if task.process is None:
             return {"taskArn": task_arn, "lastStatus": "STOPPED", "stopCode": task.stop_code,
                     "stoppedReason": task.stopped_reason,
-                    "containers": [{"name": "function", "lastStatus": "STOPPED"}]}
+                    "containers": [{"name": task.container, "lastStatus": "STOPPED"}]}
         code = task.process.poll()
         if code is None:
             stopping = task.stop_reason is not None or task.stop_code is not None
             return {"taskArn": task_arn, "lastStatus": "DEACTIVATING" if stopping else "RUNNING",
-                    "startedAt": task.started_at,
-                    "containers": [{"name": "function", "lastStatus": "RUNNING"}]}
+                    "startedAt": task.started_at, "createdAt": task.started_at,
+                    "taskDefinitionArn": task.task_definition, "attachments": self._attachments(task),
+                    "containers": [{"name": task.container, "lastStatus": "RUNNING"}]}
         self._ended(task)  # before the worker learns it: its quota slot is free only after this
         if task.killer is not None:
             task.killer.cancel()
@@ -222,9 +232,10 @@ class LocalFargate(EcsApi):
             stop_code, reason = "EssentialContainerExited", "Essential container in task exited"
         return {
             "taskArn": task_arn, "lastStatus": "STOPPED", "startedAt": task.started_at,
+            "createdAt": task.started_at, "taskDefinitionArn": task.task_definition,
             "stopCode": stop_code, "stoppedReason": reason,
             # Docker reports death by signal N as 128 + N.
-            "containers": [{"name": "function", "lastStatus": "STOPPED",
+            "containers": [{"name": task.container, "lastStatus": "STOPPED",
                             "exitCode": code if code >= 0 else 128 - code}],
         }
 
@@ -237,6 +248,13 @@ class LocalFargate(EcsApi):
             return [t.arn for t in self.tasks.values()
                     if t.environment.get("MULTINODE_INVOCATION_ID") == started_by
                     and t.process is not None and t.process.poll() is None]
+
+    @staticmethod
+    def _attachments(task: LocalTask) -> list[dict[str, Any]]:
+        if task.address is None:
+            return []
+        return [{"type": "ElasticNetworkInterface", "status": "ATTACHED",
+                 "details": [{"name": "privateIPv4Address", "value": task.address}]}]
 
     def stop_task(self, cluster: str, task_arn: str, reason: str) -> None:
         self.inner.stop_task(cluster, task_arn, reason)
@@ -270,7 +288,7 @@ class LocalFargate(EcsApi):
                 task.reader.join(timeout=10)
 
 
-def _environment_file(file: Mapping[str, str]) -> dict[str, str]:
+def environment_file(file: Mapping[str, str]) -> dict[str, str]:
     """One of `environmentFiles`, read and parsed as the ECS agent does: `NAME=VALUE` lines,
     `#` comments and blank lines skipped, nothing unquoted."""
     assert file["type"] == "s3", file

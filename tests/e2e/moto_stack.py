@@ -24,6 +24,7 @@ REGION = "us-east-1"
 BUCKET = "multinode-harness"
 CLUSTER = "multinode"
 LOG_GROUP = "/multinode/test/functions"
+NAMESPACE = "multinode.internal"
 
 
 def _free_port() -> int:
@@ -106,8 +107,11 @@ def create_stack(moto_url: str) -> Stack:
     )["taskDefinition"]["taskDefinitionArn"]
     boto3.client("logs").create_log_group(logGroupName=LOG_GROUP)
     secrets_key = boto3.client("kms").create_key(Description="multinode secrets")["KeyMetadata"]["Arn"]
+    namespace_id = _service_namespace(subnet)
     return Stack({
         "MULTINODE_SECRETS_KMS_KEY": secrets_key,
+        "MULTINODE_FARGATE_SERVICE_NAMESPACE_ID": namespace_id,
+        "MULTINODE_FARGATE_SERVICE_NAMESPACE": NAMESPACE,
         "MULTINODE_FARGATE_CLUSTER": CLUSTER,
         "MULTINODE_FARGATE_TASK_DEFINITION": definition,
         "MULTINODE_FARGATE_SUBNETS": subnet,
@@ -117,3 +121,12 @@ def create_stack(moto_url: str) -> Stack:
         "MULTINODE_FUNCTION_LOG_GROUP": LOG_GROUP,
         "AWS_ENDPOINT_URL": moto_url,
     })
+
+
+def _service_namespace(subnet: str) -> str:
+    """The stack's Cloud Map private DNS namespace for services, in the tasks' VPC."""
+    vpc = boto3.client("ec2").describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+    discovery = boto3.client("servicediscovery")
+    discovery.create_private_dns_namespace(Name=NAMESPACE, Vpc=vpc)
+    [namespace] = [n for n in discovery.list_namespaces()["Namespaces"] if n["Name"] == NAMESPACE]
+    return str(namespace["Id"])

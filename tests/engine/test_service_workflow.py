@@ -23,6 +23,7 @@ from multinode.contract.records import PackageRef
 from multinode.contract.service_state import (
     ServiceExit,
     ServiceObserved,
+    ServiceRemoval,
     ServiceRun,
     ServiceState,
     ServiceTarget,
@@ -44,6 +45,14 @@ TARGET = ServiceTarget("p", "ver-1", ServiceSpec("api", 8080, 0.1, 256), Package
 async def crashes_after_a_long_healthy_run(run: ServiceRun) -> ServiceExit:
     now = time.time()
     return ServiceExit(ended_at=now, started_at=now, exit_code=1, ever_healthy=True, healthy_seconds=120.0)
+
+
+REMOVED: list[ServiceRemoval] = []
+
+
+@activity.defn(name=names.STOP_SERVICE_ACTIVITY)
+async def records_the_removal(removal: ServiceRemoval) -> None:
+    REMOVED.append(removal)
 
 
 @contextlib.asynccontextmanager
@@ -77,7 +86,7 @@ async def test_history_stays_bounded_and_the_state_carries_on(
     monkeypatch.setattr(service_workflow, "MAX_HISTORY_EVENTS", 40)
     queue = f"svc-{uuid.uuid4().hex[:8]}"
     workflow_id = f"multinode-service:p:{queue}"
-    async with _worker(queue, lambda client: [crashes_after_a_long_healthy_run]) as client:
+    async with _worker(queue, lambda client: [crashes_after_a_long_healthy_run, records_the_removal]) as client:
         await _start(client, queue, workflow_id)
         handle = client.get_workflow_handle(workflow_id)
         first_run = (await handle.describe()).run_id
@@ -97,13 +106,18 @@ async def test_history_stays_bounded_and_the_state_carries_on(
         await client.get_workflow_handle(workflow_id).signal(names.SERVICE_STOP_SIGNAL)
         ended = await client.get_workflow_handle(workflow_id, result_type=ServiceObserved).result()
         assert ended.status == ServiceStatus.STOPPED.value
+        assert ServiceRemoval("p", "api") in REMOVED  # undeploy ends with the backend's removal
 
 
 @pytest.mark.asyncio
 async def test_a_backend_without_services_makes_it_failed(control_plane: ControlPlane) -> None:
     queue = f"svc-{uuid.uuid4().hex[:8]}"
     workflow_id = f"multinode-service:p:{queue}"
-    async with _worker(queue, lambda client: [ServiceActivities(client, FakeBackend()).run_service]) as client:
+    def both(client: Client) -> list[Callable[..., Any]]:
+        service_activities = ServiceActivities(client, FakeBackend())
+        return [service_activities.run_service, service_activities.stop_service]
+
+    async with _worker(queue, both) as client:
         await _start(client, queue, workflow_id)
         deadline = time.monotonic() + 30
         while (observed := await _observed(client, workflow_id)).status != ServiceStatus.FAILED.value:

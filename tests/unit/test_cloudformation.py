@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ EXPECTED_OUTPUTS = {
     "FunctionLogGroupName",
     "WorkerLogGroupName",
     "Networking",
+    "ServiceNamespaceId",
 }
 
 
@@ -46,6 +48,16 @@ def _cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
 
 def _template() -> Any:
     return cfn_yaml.load(str(TEMPLATE))
+
+
+def _template_for_moto() -> str:
+    """moto's CloudFormation cannot create a Cloud Map namespace: its id stands in for it."""
+    template = _template()
+    del template["Resources"]["ServiceNamespace"]
+    text = json.dumps(template)
+    reference = json.dumps({"Fn::GetAtt": ["ServiceNamespace", "Id"]})
+    assert reference in text
+    return text.replace(reference, '"ns-moto"')
 
 
 def _resources_of_type(template: Any, type_name: str) -> dict[str, Any]:
@@ -263,7 +275,7 @@ def test_stack_deploys_in_moto(aws_env: None, cluster: str) -> None:
         cloudformation = boto3.client("cloudformation", region_name=REGION)
         cloudformation.create_stack(
             StackName="mn",
-            TemplateBody=TEMPLATE.read_text(),
+            TemplateBody=_template_for_moto(),
             Parameters=[
                 {"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()
             ],
@@ -337,3 +349,28 @@ def test_stack_deploys_in_moto(aws_env: None, cluster: str) -> None:
         assert present(function.get("secrets")) == [
             {"name": SECRET_VARIABLES[k][1], "valueFrom": arn} for k, arn in given.items()
         ]
+
+
+@pytest.mark.timeout(10)
+def test_services_have_a_namespace_a_port_rule_and_the_calls_they_need() -> None:
+    template = _template()
+    namespace = template["Resources"]["ServiceNamespace"]
+    assert namespace["Type"] == "AWS::ServiceDiscovery::PrivateDnsNamespace"
+    assert namespace["Properties"]["Vpc"] == {"Ref": "VpcId"}
+    ingress = template["Resources"]["ServiceIngressFromTasks"]["Properties"]
+    assert ingress["SourceSecurityGroupId"] == ingress["GroupId"]  # the stack's own tasks
+    assert (ingress["IpProtocol"], ingress["FromPort"], ingress["ToPort"]) == ("tcp", 1, 65535)
+    worker = _container(template, "worker")
+    variables = {e["Name"] for e in worker["Environment"] if isinstance(e, dict) and "Name" in e}
+    assert {"MULTINODE_FARGATE_SERVICE_NAMESPACE_ID", "MULTINODE_FARGATE_SERVICE_NAMESPACE"} <= variables
+    worker_task = _task_definition_with(template, "worker")
+    role = template["Resources"][worker_task["TaskRoleArn"]["Fn::GetAtt"][0]]
+    allowed: set[str] = set()
+    for policy in role["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            allowed.update([actions] if isinstance(actions, str) else actions)
+    assert {"ecs:CreateService", "ecs:UpdateService", "ecs:DeleteService", "ecs:DescribeServices",
+            "ecs:ListTasks", "ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition",
+            "servicediscovery:CreateService", "servicediscovery:ListServices",
+            "servicediscovery:DeleteService"} <= allowed

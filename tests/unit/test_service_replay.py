@@ -30,6 +30,10 @@ async def test_recorded_service_histories_replay(path: Path) -> None:
     # run ended by itself (the kill), and the restart's timer.
     assert {"EVENT_TYPE_ACTIVITY_TASK_CANCELED", "EVENT_TYPE_ACTIVITY_TASK_COMPLETED",
             "EVENT_TYPE_TIMER_FIRED", "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"} <= kinds
+    if "remove-on-undeploy" in path.stem:  # recorded on Fargate, after the patch: the removal ran
+        scheduled = [e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+                     for e in events if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"]
+        assert scheduled[-1] == names.STOP_SERVICE_ACTIVITY
     history = WorkflowHistory.from_json(names.service_workflow_id("rec", "web"), path.read_text())
     replayer = Replayer(
         workflows=[ServiceWorkflow], data_converter=DATA_CONVERTER, workflow_runner=UnsandboxedWorkflowRunner()

@@ -17,17 +17,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from multinode.contract.records import AttemptOutcome, AttemptRequest
+from multinode.contract.service_state import ServiceExit, ServiceRemoval, ServiceRun
 from multinode.runtime.fargate_run import RunLocation
 from multinode.runtime.object_store import ObjectStore
-from temporal_workers.backends import AttemptSession, ContainerBackend
+from temporal_workers.backends import (
+    AttemptSession,
+    ContainerBackend,
+    ServiceSession,
+    ServiceUnsupportedError,
+)
 from temporal_workers.backends.fargate.config import FargateConfig, Timings, load_fargate_config
 from temporal_workers.backends.fargate.ecs import EcsApi
 from temporal_workers.backends.fargate.observer import TaskObserver
+from temporal_workers.backends.fargate.service_ecs import (
+    ENV_NAMESPACE_ID,
+    ENV_NAMESPACE_NAME,
+    ServiceEcsApi,
+    load_discovery_config,
+)
+from temporal_workers.backends.fargate.services import FargateServices
 from temporal_workers.backends.fargate.supervisor import AttemptSupervisor
 from temporal_workers.settings import WorkerSettings
 
@@ -44,6 +57,7 @@ class FargateBackend(ContainerBackend):
         ecs: EcsApi,
         store: ObjectStore,
         timings: Timings | None = None,
+        services: FargateServices | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -51,19 +65,20 @@ class FargateBackend(ContainerBackend):
         self.store = store
         self.timings = timings or Timings()
         self.observer = TaskObserver(ecs.describe_tasks, config.cluster, self.timings.describe_interval)
+        self.services = services  # None: the stack has no Cloud Map namespace for services
         self._running: set[str] = set()
 
     @classmethod
     def from_environment(
         cls, settings: WorkerSettings, environ: Mapping[str, str] | None = None
     ) -> FargateBackend:
-        config = load_fargate_config(os.environ if environ is None else environ)
-        return cls(
-            settings,
-            config,
-            EcsApi.connect(config.endpoint_url),
-            ObjectStore.connect(config.endpoint_url),
-        )
+        environ = os.environ if environ is None else environ
+        config = load_fargate_config(environ)
+        store = ObjectStore.connect(config.endpoint_url)
+        discovery = load_discovery_config(environ)
+        services = None if discovery is None else FargateServices(
+            settings, config, ServiceEcsApi.connect(config.endpoint_url), store, Timings(), discovery)
+        return cls(settings, config, EcsApi.connect(config.endpoint_url), store, services=services)
 
     async def run_attempt(self, request: AttemptRequest, session: AttemptSession) -> AttemptOutcome:
         return await AttemptSupervisor(self, request, session).run()
@@ -72,6 +87,18 @@ class FargateBackend(ContainerBackend):
         """Every run document of every attempt (arguments, yields, outcomes, task records)."""
         location = RunLocation.for_invocation(self.config.package_store, invocation_id)
         await asyncio.to_thread(self.store.delete_prefix, location.bucket, location.prefix)
+
+    async def run_service(self, run: ServiceRun, session: ServiceSession) -> ServiceExit:
+        if self.services is None:
+            raise ServiceUnsupportedError(
+                f"the fargate backend runs services only in a Cloud Map namespace: set "
+                f"{ENV_NAMESPACE_ID} and {ENV_NAMESPACE_NAME} on the worker (the stack's outputs)"
+            )
+        return await self.services.run(run, session)
+
+    async def remove_service(self, removal: ServiceRemoval, heartbeat: Callable[[], None]) -> None:
+        if self.services is not None:
+            await self.services.remove(removal, heartbeat)
 
     def track(self, task_arn: str, running: bool) -> None:
         if running:

@@ -30,11 +30,14 @@ from multinode.testing.control_plane import GRACE_PERIOD_SECONDS, HEARTBEAT_TIME
 from temporal_workers.backends.fargate.backend import FargateBackend
 from temporal_workers.backends.fargate.config import Timings, load_fargate_config
 from temporal_workers.backends.fargate.ecs import EcsApi
+from temporal_workers.backends.fargate.service_ecs import ServiceEcsApi, load_discovery_config
+from temporal_workers.backends.fargate.services import FargateServices
 from temporal_workers.settings import WorkerSettings, load_worker_settings
 from temporal_workers.worker import run_worker
 from tests.conftest import REPO, ControlPlane, client_for_queue
 from tests.e2e.fargate.tasks import MAIN_PY
 from tests.e2e.local_fargate import LocalFargate
+from tests.e2e.local_fargate_services import LocalEcsServices
 from tests.e2e.moto_stack import BUCKET, Stack, create_stack, running_moto_server
 
 # Production's figures shrunk so the tier runs in seconds (the look intervals bound how soon an
@@ -102,6 +105,7 @@ class FargateTier:
     root: Path
     fargate: LocalFargate
     client: Client
+    ecs_services: LocalEcsServices
     project: str = ""
     manifest: dict[str, Any] = field(default_factory=dict)
     workers: list[WorkerThread] = field(default_factory=list)
@@ -116,8 +120,11 @@ class FargateTier:
             shutdown_grace_seconds=0,
         )
         config = load_fargate_config(self.stack.environ)
-        backend = FargateBackend(settings, config, self.fargate.seam(name),
-                                 ObjectStore.connect(config.endpoint_url), TIMINGS)
+        store = ObjectStore.connect(config.endpoint_url)
+        discovery = load_discovery_config(self.stack.environ)
+        assert discovery is not None
+        services = FargateServices(settings, config, self.ecs_services.seam(), store, TIMINGS, discovery)
+        backend = FargateBackend(settings, config, self.fargate.seam(name), store, TIMINGS, services)
         worker = WorkerThread(name, settings, backend)
         self.workers.append(worker)
         return worker
@@ -174,8 +181,9 @@ def tier(control_plane: ControlPlane, stack: Stack, tmp_path: Path,
     stem = "".join(c if c.isalnum() else "_" for c in request.node.name)[:30]
     queue = f"fargate-{uuid.uuid4().hex[:8]}"
     fargate = LocalFargate(EcsApi.connect(), tmp_path / "containers")
+    ecs_services = LocalEcsServices(fargate, ServiceEcsApi.connect())
     tier = FargateTier(control_plane, stack, queue, tmp_path, fargate, client_for_queue(queue),
-                       project=f"f_{stem}_{uuid.uuid4().hex[:6]}")
+                       ecs_services, project=f"f_{stem}_{uuid.uuid4().hex[:6]}")
     try:
         tier.start_worker()
         tier.manifest = tier.deploy()
@@ -185,4 +193,5 @@ def tier(control_plane: ControlPlane, stack: Stack, tmp_path: Path,
         try:
             tier.close_workers()
         finally:
+            ecs_services.close()
             fargate.close()
