@@ -83,7 +83,7 @@ def _user_frames(exc: BaseException) -> Any:
     return tb
 
 
-def _exit(code: int) -> NoReturn:
+def exit_now(code: int) -> NoReturn:
     # os._exit: a lingering non-daemon thread in user code must not keep the attempt alive
     # after its outcome is reported.
     for stream in (sys.stdout, sys.stderr):
@@ -193,7 +193,7 @@ def main() -> NoReturn:
         except BaseException:
             pass
         code = 1
-    _exit(code)
+    exit_now(code)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import sys
 import traceback
 from typing import NoReturn
 
@@ -48,12 +47,7 @@ def main() -> NoReturn:
     except BaseException as exc:  # every ending is in the log, where `multinode logs` shows it
         traceback.print_exception(type(exc), exc, exc.__traceback__)
         code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
-    os._exit(code)
+    runner.exit_now(code)
 
 
 if __name__ == "__main__":

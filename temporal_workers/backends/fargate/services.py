@@ -43,31 +43,18 @@ from temporal_workers.backends.fargate import service_definition as definition
 from temporal_workers.backends.fargate.config import FargateConfig, Timings
 from temporal_workers.backends.fargate.ecs import timestamp
 from temporal_workers.backends.fargate.service_ecs import DiscoveryConfig, ServiceEcsApi
+from temporal_workers.backends.probe import accepts_connections
 from temporal_workers.settings import WorkerSettings
 
 log = logging.getLogger("multinode.worker")
 
 Json = dict[str, Any]
 
-CONNECT_TIMEOUT_SECONDS = 1.0
 # Once RUNNING, the port is checked this often (a failed check is retried once before UNHEALTHY).
 HEALTH_EVERY_SECONDS = 2.0
 LOG_TAIL_LINES = 40
 # Undeploy waits this long past the grace period for the ECS service's tasks to stop.
 REMOVE_MARGIN_SECONDS = 60.0
-
-
-async def accepts_connections(host: str, port: int) -> bool:
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT_SECONDS)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except OSError:
-        pass
-    return True
 
 
 def task_address(task: Json) -> str | None:

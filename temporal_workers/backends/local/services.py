@@ -29,6 +29,7 @@ from multinode.storage.secrets import read_secrets
 from temporal_workers.backends import InfrastructureError, ServiceSession
 from temporal_workers.backends.local.cgroups import Cgroup, CgroupLimiter
 from temporal_workers.backends.local.process import base_environment, kill_tree, reap, send_signal
+from temporal_workers.backends.probe import accepts_connections
 from temporal_workers.settings import WorkerSettings
 
 log = logging.getLogger("multinode.worker")
@@ -40,7 +41,6 @@ TICK_SECONDS = 0.5
 STARTING_TICK_SECONDS = 0.1
 # Once RUNNING, the port is checked this often (a failed check is retried once before UNHEALTHY).
 HEALTH_EVERY_SECONDS = 2.0
-CONNECT_TIMEOUT_SECONDS = 1.0
 LOG_TAIL_BYTES = 4_000
 
 
@@ -64,19 +64,6 @@ def port_problem(port: int) -> str | None:
                 )
             return f"port {port} on {HOST} cannot be used: {exc}"
     return None
-
-
-async def accepts_connections(port: int) -> bool:
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), CONNECT_TIMEOUT_SECONDS)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except OSError:
-        pass
-    return True
 
 
 class LocalServiceRun:
@@ -182,7 +169,7 @@ class LocalServiceRun:
                 now = time.monotonic()
                 if now < next_check:
                     continue
-                ok = await accepts_connections(self.port)
+                ok = await accepts_connections(HOST, self.port)
                 next_check = now + (HEALTH_EVERY_SECONDS if healthy_at is not None else 0.0)
                 if ok:
                     misses = 0
