@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -11,11 +10,10 @@ from typing import Any
 
 import boto3
 import pytest
-from cfnlint.decode import cfn_yaml
 from moto import mock_aws
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "deploy" / "cloudformation" / "multinode.yaml"
+from tests.unit.cloudformation_template import TEMPLATE, load_template, template_for_moto
+
 REGION = "us-east-1"
 
 EXPECTED_OUTPUTS = {
@@ -46,18 +44,6 @@ def _cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _template() -> Any:
-    return cfn_yaml.load(str(TEMPLATE))
-
-
-def _template_for_moto() -> str:
-    """moto's CloudFormation cannot create a Cloud Map namespace: its id stands in for it."""
-    template = _template()
-    del template["Resources"]["ServiceNamespace"]
-    text = json.dumps(template)
-    reference = json.dumps({"Fn::GetAtt": ["ServiceNamespace", "Id"]})
-    assert reference in text
-    return text.replace(reference, '"ns-moto"')
 
 
 def _resources_of_type(template: Any, type_name: str) -> dict[str, Any]:
@@ -104,7 +90,7 @@ def test_cfn_lint_catches_an_invalid_fargate_size(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(10)
 def test_function_container_settings() -> None:
-    template = _template()
+    template = load_template()
     task = _task_definition_with(template, "function")
     assert task["RequiresCompatibilities"] == ["FARGATE"]
     assert task["NetworkMode"] == "awsvpc"
@@ -124,7 +110,7 @@ def test_function_container_settings() -> None:
 
 @pytest.mark.timeout(10)
 def test_worker_passes_exactly_the_function_roles() -> None:
-    template = _template()
+    template = load_template()
     function_task = _task_definition_with(template, "function")
     worker_task = _task_definition_with(template, "worker")
     worker_role = template["Resources"][worker_task["TaskRoleArn"]["Fn::GetAtt"][0]]
@@ -141,7 +127,7 @@ def test_worker_passes_exactly_the_function_roles() -> None:
 
 @pytest.mark.timeout(10)
 def test_function_task_role_reads_packages_and_writes_only_its_runs() -> None:
-    template = _template()
+    template = load_template()
     function_task = _task_definition_with(template, "function")
     role = template["Resources"][function_task["TaskRoleArn"]["Fn::GetAtt"][0]]
     statements = [
@@ -162,7 +148,7 @@ def test_function_task_role_reads_packages_and_writes_only_its_runs() -> None:
 
 @pytest.mark.timeout(10)
 def test_only_the_function_execution_role_reads_and_decrypts_the_projects_env_files() -> None:
-    template = _template()
+    template = load_template()
     resources = template["Resources"]
     execution = _task_definition_with(template, "function")["ExecutionRoleArn"]["Fn::GetAtt"][0]
     [files] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::IAM::Policy"
@@ -200,7 +186,7 @@ def _refs(node: Any) -> set[str]:
 
 @pytest.mark.timeout(10)
 def test_each_execution_role_reads_exactly_its_containers_secrets() -> None:
-    template = _template()
+    template = load_template()
     secret_parameters = {name for name in template["Parameters"] if name.endswith("SecretArn")}
     for container_name in ("function", "worker"):
         task = _task_definition_with(template, container_name)
@@ -275,7 +261,7 @@ def test_stack_deploys_in_moto(aws_env: None, cluster: str) -> None:
         cloudformation = boto3.client("cloudformation", region_name=REGION)
         cloudformation.create_stack(
             StackName="mn",
-            TemplateBody=_template_for_moto(),
+            TemplateBody=template_for_moto(),
             Parameters=[
                 {"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()
             ],
@@ -353,7 +339,7 @@ def test_stack_deploys_in_moto(aws_env: None, cluster: str) -> None:
 
 @pytest.mark.timeout(10)
 def test_services_have_a_namespace_a_port_rule_and_the_calls_they_need() -> None:
-    template = _template()
+    template = load_template()
     namespace = template["Resources"]["ServiceNamespace"]
     assert namespace["Type"] == "AWS::ServiceDiscovery::PrivateDnsNamespace"
     assert namespace["Properties"]["Vpc"] == {"Ref": "VpcId"}

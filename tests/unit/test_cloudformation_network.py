@@ -3,23 +3,20 @@ and the endpoints it creates, Spot for function tasks, and the bucket's data lif
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from cfnlint.decode import cfn_yaml
 from moto import mock_aws
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "cloudformation" / "multinode.yaml"
+from tests.unit.cloudformation_template import load_template, template_for_moto
+
 REGION = "us-east-1"
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.filterwarnings("ignore:Tried to parse AWS..S3..BucketPolicy:UserWarning")]
 
 
-def _template() -> Any:
-    return cfn_yaml.load(str(TEMPLATE))
 
 
 def _deploy(monkeypatch: pytest.MonkeyPatch, **chosen: str) -> dict[str, Any]:
@@ -40,7 +37,7 @@ def _deploy(monkeypatch: pytest.MonkeyPatch, **chosen: str) -> dict[str, Any]:
         }
         cloudformation = boto3.client("cloudformation")
         cloudformation.create_stack(
-            StackName="mn", TemplateBody=TEMPLATE.read_text(),
+            StackName="mn", TemplateBody=template_for_moto(),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
             Capabilities=["CAPABILITY_IAM"],
         )
@@ -62,7 +59,7 @@ def _deploy(monkeypatch: pytest.MonkeyPatch, **chosen: str) -> dict[str, Any]:
 def test_by_default_tasks_get_a_public_ip_and_no_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
     stack = _deploy(monkeypatch)
     assert stack["env"]["MULTINODE_FARGATE_ASSIGN_PUBLIC_IP"] == "ENABLED"
-    service = _template()["Resources"]["WorkerService"]["Properties"]["NetworkConfiguration"]
+    service = load_template()["Resources"]["WorkerService"]["Properties"]["NetworkConfiguration"]
     assert service["AwsvpcConfiguration"]["AssignPublicIp"] == {"Fn::If": ["PublicIp", "ENABLED", "DISABLED"]}
     assert stack["outputs"]["Networking"].startswith("PublicSubnets")
     assert stack["endpoints"] == []
@@ -87,20 +84,20 @@ def test_private_subnets_with_endpoints_get_every_endpoint_tasks_need(monkeypatc
 
 
 def test_endpoints_without_route_tables_are_refused_at_the_door() -> None:
-    rule = _template()["Rules"]["EndpointsNeedRouteTables"]
+    rule = load_template()["Rules"]["EndpointsNeedRouteTables"]
     assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "Networking"}, "PrivateSubnetsWithEndpoints"]}
     assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Contains": [{"Ref": "PrivateRouteTableIds"}, ""]}]}
 
 
 def test_the_endpoints_accept_https_from_the_tasks_only() -> None:
-    group = _template()["Resources"]["EndpointSecurityGroup"]["Properties"]
+    group = load_template()["Resources"]["EndpointSecurityGroup"]["Properties"]
     [ingress] = group["SecurityGroupIngress"]
     assert (ingress["FromPort"], ingress["ToPort"]) == (443, 443)
     assert ingress["SourceSecurityGroupId"] == {"Fn::GetAtt": ["TaskSecurityGroup", "GroupId"]}
 
 
 def test_run_documents_expire_and_are_not_versioned() -> None:
-    bucket = _template()["Resources"]["PackagesBucket"]["Properties"]
+    bucket = load_template()["Resources"]["PackagesBucket"]["Properties"]
     assert bucket["VersioningConfiguration"] == {"Status": "Suspended"}
     rules = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
     assert rules["expire-runs"]["Prefix"] == "runs/"
@@ -109,4 +106,4 @@ def test_run_documents_expire_and_are_not_versioned() -> None:
     # Packages never expire: a deployed version needs its package as long as it is deployed.
     assert all(not r.get("Prefix", "").startswith("packages") for r in rules.values())
     # An attempt runs for up to 24 hours: its documents must outlive it.
-    assert _template()["Parameters"]["RunsRetentionDays"]["MinValue"] >= 2
+    assert load_template()["Parameters"]["RunsRetentionDays"]["MinValue"] >= 2
