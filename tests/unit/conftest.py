@@ -43,3 +43,21 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     _client.set_default_client(None)
     yield home
     _client.set_default_client(None)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto in this process (no server), with the Fargate tests' bucket, and the test's own fake
+    credentials: nothing reaches AWS or another test's endpoint."""
+    import boto3
+    from moto import mock_aws
+
+    from tests.unit.scripted_fargate import BUCKET, REGION
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        yield

@@ -4,12 +4,10 @@ Logs) against moto."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from multinode.admin.cloudwatch import read_function_logs, stream_name
 from multinode.errors import InvalidOptionError, PackageNotFoundError
@@ -21,20 +19,9 @@ from temporal_workers.backends.fargate.config import FargateConfig
 from temporal_workers.backends.fargate.ecs import EcsApi
 from temporal_workers.backends.fargate.request import container_environment, run_task_params, task_overrides
 from tests.fargate_doubles import moto_network
-from tests.unit.scripted_fargate import BUCKET, REGION, TASK_ARN, request, settings
+from tests.unit.scripted_fargate import BUCKET, TASK_ARN, request, settings
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield
 
 
 def test_ecs_calls_are_well_formed(aws: None, tmp_path: Path) -> None:

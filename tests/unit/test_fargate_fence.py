@@ -4,12 +4,10 @@ tasks a lost run of the invocation left alive are stopped, and the retry waits f
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from multinode.contract.records import Outcome
 from temporal_workers.backends import InfrastructureError
@@ -17,7 +15,7 @@ from temporal_workers.backends.fargate import supervisor
 from temporal_workers.backends.fargate.ecs import EcsApi
 from temporal_workers.backends.fargate.fence import FENCE_REASON
 from tests.fargate_doubles import moto_network
-from tests.unit.scripted_fargate import REGION, Script, harness, request, run
+from tests.unit.scripted_fargate import Script, harness, request, run
 
 pytestmark = pytest.mark.timeout(60)
 LEFT = "arn:aws:ecs:us-east-1:123456789012:task/multinode/lost"
@@ -49,16 +47,6 @@ def test_a_first_run_does_not_look(tmp_path: Path) -> None:
     h = harness(tmp_path, Script(outcome={"result": "1", "has_result": True}))
     assert run(h, request()).outcome == Outcome.SUCCEEDED
     assert h.ecs.live_lookups == 0
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield
 
 
 def test_live_tasks_finds_the_invocations_tasks_not_stopped_yet(aws: None) -> None:

@@ -4,12 +4,10 @@ of the invocation is deleted, nothing of another invocation's."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from multinode.runtime.fargate_run import INPUT_NAME, OUTCOME_NAME, TASK_NAME, RunLocation
 from multinode.runtime.object_store import ObjectStore
@@ -18,7 +16,6 @@ from tests.unit.scripted_fargate import (
     BUCKET,
     CONFIG,
     FAST,
-    REGION,
     MemoryStore,
     Script,
     ScriptedEcs,
@@ -28,18 +25,7 @@ from tests.unit.scripted_fargate import (
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield
-
-
-def test_forget_deletes_every_attempts_documents_and_nothing_else(s3: None, tmp_path: Path) -> None:
+def test_forget_deletes_every_attempts_documents_and_nothing_else(aws: None, tmp_path: Path) -> None:
     store = ObjectStore.connect()
     backend = FargateBackend(settings(tmp_path), CONFIG, ScriptedEcs(MemoryStore(), Script()), store, FAST)
     keys = []
