@@ -29,7 +29,6 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import asdict
 from pathlib import Path
 
@@ -37,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run as a script: `temporal_workers` is importable from the repo
 
 from suite.floors import serve_floor_worker  # noqa: E402
-from suite.harness import FULL, QUICK, Sizes  # noqa: E402
+from suite.harness import FULL, QUICK, Sizes, exit_with  # noqa: E402
 from suite.report import machine_info, metrics_of, print_breakdown, table, without_nan  # noqa: E402
 from suite.stages import run_benchmark  # noqa: E402
 
@@ -100,12 +99,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except BaseException:  # reported here, then the hard exit below
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # The Temporal client's native threads can crash interpreter teardown (sdk-python issue 300).
-    os._exit(code)
+    exit_with(main)

@@ -23,7 +23,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-import traceback
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -33,7 +32,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run as a script: `temporal_workers` is importable from the repo
 
-from suite.harness import FAILURES, Plane, control_plane, fn, log, mn_engine_run  # noqa: E402
+from suite.harness import FAILURES, Plane, control_plane, exit_with, fn, log, mn_engine_run  # noqa: E402
 from suite.memory import proc_status_mb  # noqa: E402
 from suite.samples import percentile, timed_ms  # noqa: E402
 from suite.stages import deploy_tasks  # noqa: E402
@@ -283,12 +282,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except BaseException:  # reported here, then the hard exit below
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # The Temporal client's native threads can crash interpreter teardown (sdk-python issue 300).
-    os._exit(code)
+    exit_with(main)

@@ -231,3 +231,19 @@ def guarded(action: Callable[[], T], progress: Progress, stall_seconds: float) -
         raise box["error"]
     result: T = box["result"]
     return result
+
+
+def exit_with(main: Callable[[], int]) -> None:
+    """Run a benchmark's `main` and leave the process with its code, printing what it raised.
+    A hard exit: the Temporal client's native threads can crash interpreter teardown
+    (sdk-python issue 300)."""
+    import traceback
+
+    try:
+        code = main()
+    except BaseException:  # reported here, then the hard exit below
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
