@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from multinode.admin.devstore import Compaction, compact, page_size, trim_visibility_indexes
+from multinode.admin.devstore import Compaction, compact, trim_visibility_indexes
 from multinode.contract import names
 from multinode.contract.connection import ConnectionSettings, multinode_home
 from multinode.errors import DevServerError
@@ -47,8 +47,8 @@ RETENTION_SET_SECONDS = 15.0
 # The store's SQLite page size, the server's own. 16 KiB pages would save about 2.9 KB per
 # finished invocation (a workflow's 2.2 KB execution row takes a 4 KiB page of its own), but
 # measured in one bench run after another, they made a `.list` page about 50% slower (33 ms
-# against 22 ms, the bare list floor 40 against 30 ms): latency wins. A store converted to
-# another size (by an earlier build, or by hand) is converted back at its next start.
+# against 22 ms, the bare list floor 40 against 30 ms): latency wins. `--compact` rewrites a
+# store in pages of this size.
 PAGE_SIZE_BYTES = 4_096
 
 
@@ -220,18 +220,6 @@ class DevServer:
         self._launch(log, timeout_seconds)
         if fresh:
             self._keep_closed_workflows()
-            try:
-                if page_size(self.config.database) != PAGE_SIZE_BYTES:
-                    # Only the server knows its schema, and SQLite changes the page size of a
-                    # file no one has open: so once created, stopped, converted (still empty,
-                    # in milliseconds) and started again. Killed, not asked to stop: what it
-                    # committed is in the file's log either way, and a graceful stop takes a second.
-                    self.kill()
-                    compact(self.config.database, PAGE_SIZE_BYTES)
-                    self._launch(log, timeout_seconds)
-            except sqlite3.Error as exc:
-                self.stop()
-                raise DevServerError(f"could not set the page size of {self.config.database}: {exc}") from None
         try:
             trim_visibility_indexes(self.config.database, self.config.namespace)
         except sqlite3.Error as exc:
